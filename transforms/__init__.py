@@ -1,0 +1,1 @@
+"""Policies, plans, field actions and the Beam transforms that apply them."""

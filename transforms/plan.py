@@ -1,0 +1,124 @@
+"""Compile a policy against an input schema into a Plan: one ColumnOp per output field.
+
+Everything that can be checked before data moves is checked here: fields missing from the
+input, actions that cannot take a field's type, unlisted fields under `default: error`.
+"""
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from veil.errors import ConfigError
+from veil.transforms.actions.base import ActionParams, kind_of
+from veil.transforms.policy import Policy
+from veil.transforms.registry import REGISTRY
+
+
+@dataclass(frozen=True)
+class ColumnOp:
+    """One output field: where it comes from and what is done to it.
+
+    Attributes:
+        source: input field name.
+        output: output field name.
+        params: the action's validated params.
+        output_type: the output's Arrow type (None when compiled without an input schema).
+    """
+
+    source: str
+    output: str
+    params: ActionParams
+    output_type: pa.DataType | None
+
+    @property
+    def action(self) -> str:
+        """The action's name."""
+        return self.params.action
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A policy made concrete for one input.
+
+    Attributes:
+        policy: the policy.
+        ops: the output fields, in policy order.
+        dropped: input fields that do not reach the output (known only with a schema).
+        input_schema: the input's schema, if known.
+    """
+
+    policy: Policy
+    ops: tuple[ColumnOp, ...]
+    dropped: tuple[str, ...]
+    input_schema: pa.Schema | None
+
+    @property
+    def output_schema(self) -> pa.Schema | None:
+        """The output's Arrow schema (None without an input schema)."""
+        if self.input_schema is None:
+            return None
+        return pa.schema([pa.field(op.output, op.output_type) for op in self.ops])
+
+    @property
+    def keyed(self) -> bool:
+        """Whether any field needs keys."""
+        return any(REGISTRY[op.action].keyed for op in self.ops)
+
+    @property
+    def gate_fields(self) -> tuple[str, ...]:
+        """Input fields read by the record gates and per-subject actions."""
+        policy = self.policy
+        used = [policy.consent.field] if policy.consent else []
+        if policy.subject and any(REGISTRY[op.action].per_subject for op in self.ops):
+            used.append(policy.subject)
+        return tuple(used)
+
+
+def _where(policy: Policy) -> str:
+    return f"policy {policy.source}" if policy.source else f"policy '{policy.purpose}'"
+
+
+def compile_plan(policy: Policy, schema: pa.Schema | None = None) -> Plan:
+    """The Plan for `policy` over input `schema` (or a schema-free plan for dict records).
+
+    Raises:
+        ConfigError: naming every field the policy and the input disagree on.
+    """
+    problems: list[str] = []
+    input_types = {f.name: f.type for f in schema} if schema is not None else None
+    ops = []
+    for source, params in policy.fields.items():
+        action = REGISTRY[params.action]
+        input_type = None
+        if input_types is not None:
+            if source not in input_types:
+                problems.append(f"field '{source}' is not in the input")
+                continue
+            input_type = input_types[source]
+            kinds = action.accepted_kinds(params)
+            kind = kind_of(input_type)
+            if kinds is not None and kind != "null" and kind not in kinds:
+                variant = f" {params.variant}" if params.action == "generalize" else ""
+                problems.append(f"field '{source}' is {input_type}, but {params.action}{variant} "
+                                f"takes {' or '.join(sorted(kinds))}")
+                continue
+        if params.action == "drop":
+            continue
+        output_type = action.output_type(params, input_type) if input_type is not None else None
+        ops.append(ColumnOp(source, params.as_ or source, params, output_type))
+    dropped: tuple[str, ...] = ()
+    if input_types is not None:
+        for name, role in ((policy.subject, "subject"), (policy.consent and policy.consent.field, "consent")):
+            if name and name not in input_types:
+                problems.append(f"{role} field '{name}' is not in the input")
+        mentioned = set(policy.fields) | {policy.subject} | {policy.consent and policy.consent.field}
+        unlisted = [name for name in input_types if name not in mentioned]
+        if policy.default == "error" and unlisted:
+            problems.append("default: error, and the policy does not name input field"
+                            f"{'s' if len(unlisted) > 1 else ''} " + ", ".join(unlisted)
+                            + " (add each to fields, with action: drop if unneeded)")
+        outputs = {op.source for op in ops}
+        dropped = tuple(name for name in input_types if name not in outputs)
+    if problems:
+        raise ConfigError(f"{_where(policy)}: " + "; ".join(problems))
+    return Plan(policy, tuple(ops), dropped, schema)

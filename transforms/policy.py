@@ -1,0 +1,202 @@
+"""The per-purpose policy: its pydantic model and its YAML loader.
+
+Errors name the file, the field path and the YAML line, and never echo a value from the
+file other than configuration words (an unknown action name, say).
+"""
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from veil.errors import ConfigError
+from veil.keys import storage
+from veil.transforms.registry import REGISTRY, FieldSpec
+
+KEYSET_ENV = "VEIL_KEYSET"
+NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ConsentSpec(BaseModel):
+    """Consent gate: a record flows only if this purpose is in its consent list.
+
+    Attributes:
+        field: the input field holding the list of purposes the subject consented to
+            (a list of strings, or a string of purposes separated by ';', ',' or '|').
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    field: str = Field(..., pattern=NAME)
+
+
+class Policy(BaseModel):
+    """What one purpose may see of a dataset, and how each field is protected.
+
+    Attributes:
+        version: the policy format version (1).
+        purpose: the purpose's name; part of every derived key, so purposes are unlinkable.
+        description: free text for people.
+        subject: the field identifying the data subject (needed by per-subject actions).
+        keyset: path or URI of the keyset (relative paths are against the policy's folder);
+            `--keyset` and `VEIL_KEYSET` override it.
+        key_version: pin deterministic outputs to this root key version (default: primary).
+        default: `drop` fields the policy does not name, or `error` on them.
+        consent: the consent gate.
+        fields: input field name -> action.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    version: Literal[1]
+    purpose: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    description: str = ""
+    subject: str | None = Field(None, pattern=NAME)
+    keyset: str | None = None
+    key_version: int | None = Field(None, ge=1)
+    default: Literal["drop", "error"] = "drop"
+    consent: ConsentSpec | None = None
+    fields: dict[str, FieldSpec] = Field(..., min_length=1)
+
+    _source: str | None = PrivateAttr(None)
+    _sha256: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Policy":
+        outputs: dict[str, str] = {}
+        for name, spec in self.fields.items():
+            if spec.action == "drop":
+                continue
+            out = spec.as_ or name
+            if out in outputs:
+                raise ValueError(f"fields '{outputs[out]}' and '{name}' both write output '{out}'; "
+                                 "rename one with 'as'")
+            outputs[out] = name
+            if REGISTRY[spec.action].per_subject and self.subject is None:
+                raise ValueError(f"field '{name}' uses {spec.action}, which needs the policy's "
+                                 "'subject' (the field identifying the data subject)")
+        return self
+
+    @property
+    def source(self) -> str | None:
+        """The file this policy was loaded from, if any."""
+        return self._source
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the policy file's bytes (or of its canonical JSON when built in code)."""
+        if self._sha256 is None:
+            return hashlib.sha256(self.model_dump_json(by_alias=True).encode()).hexdigest()
+        return self._sha256
+
+    def output_name(self, field: str) -> str:
+        """The output name of input `field`."""
+        spec = self.fields[field]
+        return spec.as_ or field
+
+
+def resolve_keyset(policy: Policy, override: str | None = None) -> str:
+    """The keyset to use: `override` (--keyset), else `VEIL_KEYSET`, else the policy's."""
+    path = override or os.environ.get(KEYSET_ENV) or policy.keyset
+    if not path:
+        where = f"policy {policy.source}" if policy.source else "the policy"
+        raise ConfigError(f"{where} names no keyset: add 'keyset: PATH' to it, set "
+                          f"{KEYSET_ENV} or pass --keyset")
+    return path
+
+
+def _line_map(node: yaml.Node, path: tuple = (), lines: dict | None = None) -> dict[tuple, int]:
+    """YAML path -> 1-based line of its key (or item), for error messages."""
+    lines = {} if lines is None else lines
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines[child] = key.start_mark.line + 1
+            _line_map(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = item.start_mark.line + 1
+            _line_map(item, (*path, index), lines)
+    return lines
+
+
+def _describe(error: dict[str, Any], data: Any, lines: dict[tuple, int]) -> str:
+    loc = tuple(error["loc"])
+    # a discriminated union puts the chosen tag into the location: leave it out
+    if len(loc) > 2 and loc[0] == "fields" and isinstance(data, dict):
+        spec = (data.get("fields") or {}).get(loc[1])
+        if isinstance(spec, dict) and loc[2] == spec.get("action"):
+            loc = loc[:2] + loc[3:]
+    known = loc
+    while known and known not in lines:
+        known = known[:-1]
+    line = lines.get(known) or lines.get(known[:1]) if known else None
+    where = ".".join(str(part) for part in loc) or "(top level)"
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        message = "unknown key (remove it or check its spelling)"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "union_tag_invalid":
+        message = (f"unknown action '{error['ctx']['tag']}'; expected one of: "
+                   + ", ".join(REGISTRY))
+    elif kind == "union_tag_not_found":
+        message = "missing 'action' (one of: " + ", ".join(REGISTRY) + ")"
+    message = message.removeprefix("Value error, ")
+    return f"{where}{f' (line {line})' if line else ''}: {message}"
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """Validate policy YAML `text`; `ConfigError` naming `source`, the field and the line."""
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_map(yaml.compose(text, Loader=yaml.SafeLoader)) if data is not None else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"policy {source}:{line}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"policy {source}: must be a YAML mapping with version, purpose and fields")
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False)
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(f"policy {source}: {_describe(errors[0], data, lines)}{more}") from None
+    return policy
+
+
+def load_policy(path: str | os.PathLike) -> Policy:
+    """Load and validate the policy file at `path` (local or any Beam FileSystems URI).
+
+    A relative `keyset` path is resolved against the policy file's folder.
+    """
+    path = str(path)
+    try:
+        raw = storage.read_bytes(path)
+    except FileNotFoundError:
+        raise ConfigError(f"policy {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"policy {path} is a folder; name a YAML file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"policy {path} is not UTF-8 text") from None
+    policy = parse_policy(text, path)
+    if policy.keyset and not storage.is_remote(policy.keyset) and not Path(policy.keyset).is_absolute():
+        if not storage.is_remote(path):
+            policy = policy.model_copy(update={"keyset": str(Path(path).parent / policy.keyset)})
+    policy._source = path
+    policy._sha256 = hashlib.sha256(raw).hexdigest()
+    return policy
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The policy's JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
+    schema = Policy.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "veil policy"
+    return schema
