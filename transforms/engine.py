@@ -53,10 +53,11 @@ def map_column(fn: Callable[..., Any], values: Sequence[Any], subjects: Sequence
             if subjects is not None:
                 out.append(fn(value, subjects[index]))
             elif memo:
+                key = (type(value), value)  # 1, 1.0 and True are equal keys but not equal inputs
                 try:
-                    result = cache[value]
+                    result = cache[key]
                 except KeyError:
-                    result = cache[value] = fn(value)
+                    result = cache[key] = fn(value)
                 except TypeError:  # unhashable (a list): compute directly
                     result = fn(value)
                 out.append(result)

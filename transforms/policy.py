@@ -6,11 +6,13 @@ file other than configuration words (an unknown action name, say).
 
 import hashlib
 import os
+import posixpath
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from veil.errors import ConfigError
 from veil.keys import storage
@@ -30,6 +32,12 @@ class ConsentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     field: str = Field(..., pattern=NAME)
+
+
+def _field_error(loc: tuple[str, ...], message: str) -> None:
+    """Raise a policy-level check as a ValidationError located at `loc` (so errors name the line)."""
+    error = PydanticCustomError("policy_inconsistent", message)
+    raise ValidationError.from_exception_data("Policy", [{"type": error, "loc": loc, "input": None}])
 
 
 class Policy(BaseModel):
@@ -71,12 +79,14 @@ class Policy(BaseModel):
                 continue
             out = spec.as_ or name
             if out in outputs:
-                raise ValueError(f"fields '{outputs[out]}' and '{name}' both write output '{out}'; "
-                                 "rename one with 'as'")
+                _field_error(("fields", name, "as") if spec.as_ else ("fields", name),
+                             f"fields '{outputs[out]}' and '{name}' both write output '{out}'; "
+                             "rename one with 'as'")
             outputs[out] = name
             if REGISTRY[spec.action].per_subject and self.subject is None:
-                raise ValueError(f"field '{name}' uses {spec.action}, which needs the policy's "
-                                 "'subject' (the field identifying the data subject)")
+                _field_error(("fields", name, "action"),
+                             f"field '{name}' uses {spec.action}, which needs the policy's "
+                             "'subject' (the field identifying the data subject)")
         return self
 
     @property
@@ -107,18 +117,27 @@ def resolve_keyset(policy: Policy, override: str | None = None) -> str:
     return path
 
 
-def _line_map(node: yaml.Node, path: tuple = (), lines: dict | None = None) -> dict[tuple, int]:
-    """YAML path -> 1-based line of its key (or item), for error messages."""
+def _line_map(node: yaml.Node, path: tuple = (), lines: dict | None = None,
+              seen: set[int] | None = None) -> dict[tuple, int]:
+    """YAML path -> 1-based line of its key (or item), for error messages.
+
+    An aliased node is walked once only: a recursive alias (`&a [*a]`) or nested aliases
+    (a "billion laughs" document) must not recurse forever or explode.
+    """
     lines = {} if lines is None else lines
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return lines
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             child = (*path, key.value)
             lines[child] = key.start_mark.line + 1
-            _line_map(value, child, lines)
+            _line_map(value, child, lines, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*path, index)] = item.start_mark.line + 1
-            _line_map(item, (*path, index), lines)
+            _line_map(item, (*path, index), lines, seen)
     return lines
 
 
@@ -187,8 +206,11 @@ def load_policy(path: str | os.PathLike) -> Policy:
         raise ConfigError(f"policy {path} is not UTF-8 text") from None
     policy = parse_policy(text, path)
     if policy.keyset and not storage.is_remote(policy.keyset) and not Path(policy.keyset).is_absolute():
-        if not storage.is_remote(path):
-            policy = policy.model_copy(update={"keyset": str(Path(path).parent / policy.keyset)})
+        if storage.is_remote(path):
+            keyset = posixpath.join(posixpath.dirname(path), policy.keyset)
+        else:
+            keyset = str(Path(path).parent / policy.keyset)
+        policy = policy.model_copy(update={"keyset": keyset})
     policy._source = path
     policy._sha256 = hashlib.sha256(raw).hexdigest()
     return policy

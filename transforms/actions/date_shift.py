@@ -33,15 +33,18 @@ def offset_days(digest: bytes, max_days: int) -> int:
 def shift(value: Any, days: int) -> Any:
     """`value` moved by `days`, in the value's own form (date, timestamp or ISO string)."""
     delta = timedelta(days=days)
-    if isinstance(value, (date, datetime)):
-        return value + delta
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ActionError(ErrorCode.INVALID_DATE) from None
-        moved = parsed + delta
-        return moved.date().isoformat() if len(value.strip()) == 10 else moved.isoformat()
+    try:
+        if isinstance(value, (date, datetime)):
+            return value + delta
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ActionError(ErrorCode.INVALID_DATE) from None
+            moved = parsed + delta
+            return moved.date().isoformat() if len(value.strip()) == 10 else moved.isoformat()
+    except OverflowError:  # shifted past year 1 or 9999
+        raise ActionError(ErrorCode.INVALID_DATE) from None
     raise ActionError(ErrorCode.WRONG_TYPE)
 
 

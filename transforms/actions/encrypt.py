@@ -19,7 +19,7 @@ def key_info(purpose: str) -> str:
 
 def associated_data(purpose: str, field: str) -> bytes:
     """What a ciphertext is bound to: its purpose and its input field."""
-    return f"veil/v1/encrypt/{purpose}/{field}".encode("utf-8")
+    return f"veil/v1/encrypt/{purpose}/{field}".encode()
 
 
 def _bind(_params: EncryptParams, ctx: BindContext):

@@ -2,6 +2,7 @@
 
 import math
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -104,6 +105,8 @@ def period_start(day: date, period: Period) -> date:
 
 
 def _number(value: Any) -> Number:
+    if isinstance(value, Decimal):  # decimal columns are numeric; output types say float64
+        value = float(value)
     if not is_number(value):
         raise ActionError(ErrorCode.WRONG_TYPE)
     if isinstance(value, float) and not math.isfinite(value):
@@ -115,7 +118,10 @@ def bucket(value: Number, width: Number) -> Number:
     """The lower bound of the `width`-wide bucket holding `value`, in the value's type."""
     if isinstance(value, int) and isinstance(width, int):
         return (value // width) * width
-    return math.floor(value / width) * width
+    try:
+        return math.floor(value / width) * width
+    except OverflowError:  # the quotient is not a finite float
+        raise ActionError(ErrorCode.NOT_FINITE) from None
 
 
 def _bind(p: GeneralizeParams, _ctx: BindContext):

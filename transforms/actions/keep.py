@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from veil.transforms.actions.base import Action, ActionParams, BindContext, same_type
+from veil.transforms.actions.base import Action, ActionParams, same_type
 
 
 class KeepParams(ActionParams):

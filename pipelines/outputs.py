@@ -1,0 +1,67 @@
+"""Output folders: refuse to clobber, stage aside, move into place only when a run succeeded.
+
+A run writes into `DIR/.veil-staging-<run id>/`; only after the pipeline finished are the
+files moved into DIR and `_manifest.json` written last, so a folder with a manifest is
+complete and a failed run leaves nothing that looks complete.
+"""
+
+import posixpath
+
+from apache_beam.io.filesystems import FileSystems
+
+from veil.errors import OutputError
+from veil.keys import storage
+
+VEIL_FILES = ("part-", "_manifest.json", "_report.")
+STAGING = ".veil-staging-"
+
+
+def _names(folder: str) -> list[str]:
+    if not FileSystems.exists(folder):
+        return []
+    pattern = FileSystems.join(folder, "*")
+    return [posixpath.basename(m.path.rstrip("/")) for m in FileSystems.match([pattern])[0].metadata_list]
+
+
+def check_output(folder: str, overwrite: bool) -> None:
+    """Refuse a non-empty `folder` unless `overwrite`, and even then if it holds foreign files."""
+    names = [n for n in _names(folder) if not n.startswith(STAGING)]
+    if not names:
+        return
+    if not overwrite:
+        raise OutputError(f"output {folder} exists and is not empty; choose another folder or "
+                          "pass --overwrite to replace a previous veil output there")
+    foreign = [n for n in names if not n.startswith(VEIL_FILES)]
+    if foreign:
+        raise OutputError(f"output {folder} holds files veil did not write ({', '.join(sorted(foreign)[:5])}); "
+                          "--overwrite only replaces a previous veil output: choose another folder")
+
+
+def staging_dir(folder: str, run_id: str) -> str:
+    """Where a run writes before it commits."""
+    return FileSystems.join(folder, STAGING + run_id)
+
+
+def commit(folder: str, staging: str, manifest: bytes) -> list[str]:
+    """Replace the previous veil output in `folder` by the staged files; manifest last.
+
+    Returns:
+        the names of the data files now in `folder`.
+    """
+    old = [FileSystems.join(folder, n) for n in _names(folder)
+           if n.startswith(VEIL_FILES)]
+    if old:
+        FileSystems.delete(old)
+    staged = [m.path for m in FileSystems.match([FileSystems.join(staging, "part-*")])[0].metadata_list]
+    names = sorted(posixpath.basename(p) for p in staged)
+    if staged:
+        FileSystems.rename(staged, [FileSystems.join(folder, posixpath.basename(p)) for p in staged])
+    discard(staging)
+    storage.write_bytes(FileSystems.join(folder, "_manifest.json"), manifest)
+    return names
+
+
+def discard(staging: str) -> None:
+    """Remove a staging folder and whatever a failed run left in it."""
+    if FileSystems.exists(staging):
+        FileSystems.delete([staging])
