@@ -1,0 +1,1 @@
+"""Example per-purpose policies (YAML) and the policy JSON Schema, shipped as package data."""

@@ -1,0 +1,265 @@
+"""The `veil` command line.
+
+Expected failures (a bad policy, input, key, or data the policy refuses) print one line
+starting `error:` on stderr and exit 2; a bug exits 1. `--debug` shows tracebacks and
+`--verbose` shows Beam's own logging. Beam is imported only by the commands that run jobs.
+"""
+
+import json
+import logging
+import os
+import re
+import sys
+import warnings
+from typing import Annotated, Optional
+
+import typer
+
+from veil.errors import VeilError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="veil: per-purpose privacy policies for Apache Beam pipelines.")
+keys_app = typer.Typer(no_args_is_help=True, help="Manage a keyset (versioned root keys wrapped by a master key).")
+app.add_typer(keys_app, name="keys")
+
+DEFAULT_KEYSET = ".veil/keyset.json"
+_BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
+_REMOTE_ERROR = re.compile(r"veil\.errors\.\w+: (.+)")
+_flags = {"debug": False, "verbose": False}
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _stdout():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _keyset_option(value: Optional[str]) -> str:
+    return value or os.environ.get("VEIL_KEYSET") or DEFAULT_KEYSET
+
+
+KeysetOpt = Annotated[Optional[str], typer.Option("--keyset", help="Keyset path (default: $VEIL_KEYSET or "
+                                                  f"{DEFAULT_KEYSET}).")]
+
+
+@keys_app.command("init")
+def keys_init(keyset: KeysetOpt = None) -> None:
+    """Create a keyset with one primary key."""
+    from veil.keys import init_keyset
+    from veil.keys.keyset import dev_master_key_path
+
+    path = _keyset_option(keyset)
+    wrote_dev_key = init_keyset(path)
+    _stdout().print(f"created keyset {path} (key version 1, primary)")
+    if wrote_dev_key:
+        _stderr().print(f"[bold yellow]WARNING:[/] wrote a DEVELOPMENT master key to {dev_master_key_path(path)} "
+                        "(mode 0600). It is for development only: in production set VEIL_MASTER_KEY "
+                        "from your secret manager and keep no key file beside the keyset.")
+
+
+@keys_app.command("rotate")
+def keys_rotate(keyset: KeysetOpt = None) -> None:
+    """Add a new primary key; older keys stay readable."""
+    from veil.keys import rotate_keyset
+
+    path = _keyset_option(keyset)
+    version = rotate_keyset(path)
+    _stdout().print(f"keyset {path}: key version {version} is the new primary; "
+                    "policies without key_version now write with it")
+
+
+@keys_app.command("list")
+def keys_list(keyset: KeysetOpt = None) -> None:
+    """List key versions, status and creation time (never key material)."""
+    from rich.table import Table
+
+    from veil.keys import read_keyset
+
+    keyset_file = read_keyset(_keyset_option(keyset))
+    table = Table("version", "status", "created", "primary")
+    for info in keyset_file.infos:
+        primary = "yes" if info.version == keyset_file.primary else ""
+        table.add_row(str(info.version), info.status, info.created, primary)
+    _stdout().print(table)
+
+
+@app.command()
+def validate(policy: Annotated[str, typer.Argument(help="Policy YAML file.")],
+             input: Annotated[Optional[str], typer.Option("--input", help="Check against this input's schema.")] = None
+             ) -> None:
+    """Check a policy (and, with --input, that it fits the input's schema)."""
+    from veil.transforms.policy import load_policy
+
+    loaded = load_policy(policy)
+    message = f"ok: policy {policy} (purpose {loaded.purpose}, {len(loaded.fields)} fields)"
+    if input:
+        plan = _plan_for(loaded, input)
+        message += f" fits {input}: {len(plan.ops)} output fields, {len(plan.dropped)} dropped"
+    _stdout().print(message)
+
+
+def _plan_for(policy, input_pattern: str):
+    from veil.pipelines.io import format_of, match_inputs, read_schema
+    from veil.transforms.plan import compile_plan
+
+    files = match_inputs(input_pattern)
+    return compile_plan(policy, read_schema(files, format_of(files[0])))
+
+
+@app.command()
+def plan(policy: Annotated[str, typer.Argument(help="Policy YAML file.")],
+         input: Annotated[str, typer.Option("--input", help="Input file, folder or glob.")]) -> None:
+    """Show what the policy does to each field of an input."""
+    from rich.table import Table
+
+    from veil.transforms.policy import load_policy
+
+    loaded = load_policy(policy)
+    compiled = _plan_for(loaded, input)
+    schema = compiled.input_schema
+    table = Table("input field", "type", "action", "output field", "output type",
+                  title=f"{policy} - purpose {loaded.purpose}")
+    for op in compiled.ops:
+        table.add_row(op.source, str(schema.field(op.source).type), op.action, op.output, str(op.output_type))
+    console = _stdout()
+    console.print(table)
+    if compiled.dropped:
+        console.print("dropped (not in the output): " + ", ".join(compiled.dropped))
+    gates = [f"consent ({loaded.consent.field} must list '{loaded.purpose}')"] if loaded.consent else []
+    if gates:
+        console.print("record gates: " + "; ".join(gates))
+
+
+def _split_beam_args(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Policies vs. Beam pipeline options (`--flag value` or `--flag=value`) among free arguments."""
+    policies, beam_args = [], []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.startswith("--"):
+            beam_args.append(token)
+            following = tokens[i + 1] if i + 1 < len(tokens) else None
+            if ("=" not in token and following is not None and not following.startswith("--")
+                    and not following.endswith((".yaml", ".yml"))):
+                beam_args.append(following)
+                i += 1
+        else:
+            policies.append(token)
+        i += 1
+    return policies, beam_args
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(policies: Annotated[list[str], typer.Argument(help="Policy YAML files, then any Beam options "
+                                                       "(--runner DataflowRunner --project ...).")],
+        input: Annotated[str, typer.Option("--input", help="Input file, folder or glob (.parquet, .csv, .jsonl).")],
+        output: Annotated[str, typer.Option("--output", help="Output folder (one policy) or parent of "
+                                            "<purpose>/ folders (several).")],
+        format: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+        keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path, overriding "
+                                                      "$VEIL_KEYSET and the policy's.")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous veil output.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No progress, no summary.")] = False) -> None:
+    """Run policies over an input: one protected view per policy, each with a _manifest.json."""
+    from veil.pipelines.console import run_with_progress, summary_table
+    from veil.transforms.policy import load_policy
+
+    policy_files, beam_args = _split_beam_args(policies)
+    if not policy_files:
+        raise typer.BadParameter("name at least one policy file", param_hint="POLICIES")
+    loaded = [load_policy(path) for path in policy_files]
+    show = not quiet and sys.stderr.isatty()
+    manifests = run_with_progress(loaded, input, output, show=show, output_format=format, keyset=keyset,
+                                  overwrite=overwrite, beam_args=beam_args)
+    if show:
+        _stderr().print(summary_table(manifests))
+
+
+@app.command()
+def schema() -> None:
+    """Print the policy JSON Schema (for editor completion and validation)."""
+    from veil.transforms.policy import policy_json_schema
+
+    print(json.dumps(policy_json_schema(), indent=2))
+
+
+@app.command()
+def demo(rows: Annotated[int, typer.Option("--rows", min=1, help="Synthetic customers to generate.")] = 2000,
+         out: Annotated[str, typer.Option("--out", help="Folder for the demo's input, keys and views.")] = "veil-demo"
+         ) -> None:
+    """Synthetic customers through the example policies (analytics, marketing, support), end to end."""
+    from veil.pipelines.demo import run_demo
+
+    run_demo(rows=rows, out=out, console=_stdout())
+
+
+def _find_veil_error(error: BaseException) -> Optional[str]:
+    seen = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, VeilError):
+            return _BEAM_SUFFIX.sub("", str(current))
+        current = current.__cause__ or current.__context__
+    match = _REMOTE_ERROR.search(str(error))  # raised in another worker process, re-raised as text
+    return _BEAM_SUFFIX.sub("", match.group(1)) if match else None
+
+
+def _quiet_logging(verbose: bool) -> None:
+    level = logging.INFO if verbose else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    if not verbose:
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point of the `veil` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _flags["debug"] = "--debug" in args
+    _flags["verbose"] = "--verbose" in args
+    args = [a for a in args if a not in ("--debug", "--verbose")]
+    _quiet_logging(_flags["verbose"])
+    try:
+        app(args, prog_name="veil", standalone_mode=False)
+    except VeilError as error:
+        return _fail(error, _BEAM_SUFFIX.sub("", str(error)))
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except KeyboardInterrupt:
+        _stderr().print("error: interrupted")
+        return 130
+    except Exception as error:  # click usage errors, then Beam-wrapped veil errors, then bugs
+        if hasattr(error, "show") and hasattr(error, "exit_code"):
+            error.show()
+            return error.exit_code
+        message = _find_veil_error(error)
+        if message is not None:
+            return _fail(error, message)
+        if _flags["debug"]:
+            raise
+        print(f"error: internal error ({type(error).__name__}); this is a bug in veil. "
+              "Rerun with --debug for the traceback and report it.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _fail(error: BaseException, message: str) -> int:
+    if _flags["debug"]:
+        import traceback
+
+        traceback.print_exception(error)
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def console_main() -> None:
+    """`veil` console script."""
+    sys.exit(main())
