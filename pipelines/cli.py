@@ -167,16 +167,19 @@ def run(policies: Annotated[list[str], typer.Argument(help="Policy YAML files, t
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous veil output.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress, no summary.")] = False) -> None:
     """Run policies over an input: one protected view per policy, each with a _manifest.json."""
-    from veil.pipelines.console import run_with_progress, summary_table
+    from veil.pipelines.console import beam_chatter_hidden, run_with_progress, summary_table
     from veil.transforms.policy import load_policy
 
     policy_files, beam_args = _split_beam_args(policies)
+    if not _flags["verbose"] and not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+        beam_args.append("--default_sdk_harness_log_level=CRITICAL")  # worker processes log on their own
     if not policy_files:
         raise typer.BadParameter("name at least one policy file", param_hint="POLICIES")
     loaded = [load_policy(path) for path in policy_files]
     show = not quiet and sys.stderr.isatty()
-    manifests = run_with_progress(loaded, input, output, show=show, output_format=format, keyset=keyset,
-                                  overwrite=overwrite, beam_args=beam_args)
+    with beam_chatter_hidden(not _flags["verbose"]) as terminal:
+        manifests = run_with_progress(loaded, input, output, show=show, terminal=terminal, output_format=format,
+                                      keyset=keyset, overwrite=overwrite, beam_args=beam_args)
     if show:
         _stderr().print(summary_table(manifests))
 

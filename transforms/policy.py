@@ -87,6 +87,8 @@ class Policy(BaseModel):
                 _field_error(("fields", name, "action"),
                              f"field '{name}' uses {spec.action}, which needs the policy's "
                              "'subject' (the field identifying the data subject)")
+        if not outputs:
+            _field_error(("fields",), "every field is dropped: a policy must let its purpose see at least one field")
         return self
 
     @property

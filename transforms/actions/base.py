@@ -108,6 +108,8 @@ class Action:
 def kind_of(arrow_type: pa.DataType) -> Kind:
     """The coarse kind of an Arrow type, as actions declare what they accept."""
     t = pa.types
+    if t.is_dictionary(arrow_type):
+        return kind_of(arrow_type.value_type)
     if t.is_string(arrow_type) or t.is_large_string(arrow_type):
         return "string"
     if t.is_integer(arrow_type):

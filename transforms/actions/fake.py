@@ -22,8 +22,18 @@ class FakeParams(ActionParams):
 
     @model_validator(mode="after")
     def _provider_exists(self) -> "FakeParams":
-        if not callable(getattr(_faker(self.locale), self.provider, None)):
+        faker = _faker(self.locale)
+        provider = getattr(faker, self.provider, None)
+        if self.provider.startswith("seed") or not callable(provider):
             raise ValueError(f"Faker has no provider '{self.provider}' for locale {self.locale}")
+        faker.seed_instance(0)
+        try:
+            sample = provider()
+        except TypeError:
+            sample = None
+        if not isinstance(sample, (str, int, float)):
+            raise ValueError(f"Faker provider '{self.provider}' does not make a text value; "
+                             "use one like first_name, last_name, name, email, city, street_address")
         return self
 
 

@@ -119,7 +119,7 @@ def bucket(value: Number, width: Number) -> Number:
     if isinstance(value, int) and isinstance(width, int):
         return (value // width) * width
     try:
-        return math.floor(value / width) * width
+        return float(math.floor(value / width) * width)
     except OverflowError:  # the quotient is not a finite float
         raise ActionError(ErrorCode.NOT_FINITE) from None
 
@@ -157,11 +157,11 @@ def _output_type(p: GeneralizeParams, input_type: pa.DataType) -> pa.DataType:
     variant = p.variant
     if variant == "date":
         return pa.date32()
-    if variant == "width":
-        integer = pa.types.is_integer(input_type) and isinstance(p.width, int)
-        return input_type if integer or pa.types.is_floating(input_type) else pa.float64()
+    integer = pa.types.is_integer(input_type)
+    if variant == "width":  # int64 even for narrow inputs: a bucket bound may not fit int8
+        return pa.int64() if integer and isinstance(p.width, int) else pa.float64()
     if variant == "round":
-        return input_type if pa.types.is_integer(input_type) else pa.float64()
+        return pa.int64() if integer else pa.float64()
     return pa.string()
 
 

@@ -3,6 +3,7 @@
 from typing import Literal
 
 import pyarrow as pa
+from pydantic import field_validator
 
 from veil.transforms.actions.base import Action, ActionParams
 
@@ -14,6 +15,13 @@ class ReplaceParams(ActionParams):
 
     action: Literal["replace"]
     value: Constant
+
+    @field_validator("value")
+    @classmethod
+    def _fits_a_column(cls, value: Constant) -> Constant:
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise ValueError("an integer value must fit in 64 bits")
+        return value
 
 
 def _output_type(params: ReplaceParams, input_type: pa.DataType) -> pa.DataType:
