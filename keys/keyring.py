@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from veil.errors import KeyAccessError
 from veil.keys import _primitives
-from veil.keys.keyset import KeyInfo, read_keyset, resolve_master_key, unwrap_keys
+from veil.keys.keyset import read_keyset, resolve_master_key, unwrap_keys
 
 
 class KeyRing:
@@ -19,10 +19,9 @@ class KeyRing:
         primary: the version new tokens are made with unless a policy pins another.
     """
 
-    def __init__(self, roots: Mapping[int, bytes], primary: int, infos: tuple[KeyInfo, ...] = ()):
+    def __init__(self, roots: Mapping[int, bytes], primary: int):
         self._roots = dict(roots)
         self.primary = primary
-        self._infos = infos
         self._cache: dict[tuple[str, str, int], object] = {}
 
     def __reduce__(self):
@@ -73,8 +72,8 @@ def open_keyring(path: str) -> KeyRing:
     """Read the keyset at `path` (local or any Beam FileSystems URI) and unwrap its keys."""
     keyset = read_keyset(path)
     roots = unwrap_keys(keyset, resolve_master_key(path))
-    usable = {v: k for v, k in roots.items()
-              if next(i for i in keyset.infos if i.version == v).status == "enabled"}
+    enabled = {info.version for info in keyset.infos if info.status == "enabled"}
+    usable = {version: root for version, root in roots.items() if version in enabled}
     if keyset.primary not in usable:
         raise KeyAccessError(f"keyset {path}: primary key version {keyset.primary} is not enabled")
-    return KeyRing(usable, keyset.primary, keyset.infos)
+    return KeyRing(usable, keyset.primary)

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from veil.errors import ConfigError
+from veil.pipelines.synthetic import CUSTOMER_SCHEMA
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import load_policy, policy_json_schema
 
@@ -21,26 +22,7 @@ REGENERATE = (
 )
 
 # The synthetic customer table every example policy is a view of.
-CUSTOMERS = pa.schema(
-    [
-        ("customer_id", pa.string()),
-        ("first_name", pa.string()),
-        ("last_name", pa.string()),
-        ("email", pa.string()),
-        ("phone", pa.string()),
-        ("birth_date", pa.date32()),
-        ("street", pa.string()),
-        ("city", pa.string()),
-        ("zip", pa.string()),
-        ("country", pa.string()),
-        ("gender", pa.string()),
-        ("income", pa.int64()),
-        ("card_number", pa.string()),
-        ("signup_ts", pa.timestamp("us", tz="UTC")),
-        ("consents", pa.list_(pa.string())),
-        ("notes", pa.string()),
-    ]
-)
+CUSTOMERS = CUSTOMER_SCHEMA
 
 
 def test_the_three_examples_are_there():
