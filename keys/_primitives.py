@@ -23,8 +23,10 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes | None = None)
 
 class _Unpicklable:
     def __reduce__(self):
-        raise TypeError(f"{type(self).__name__} holds key material and cannot be pickled; "
-                        "open the keyring on the worker (DoFn.setup) instead")
+        raise TypeError(
+            f"{type(self).__name__} holds key material and cannot be pickled; "
+            "open the keyring on the worker (DoFn.setup) instead"
+        )
 
 
 class Prf(_Unpicklable):

@@ -25,8 +25,7 @@ class KeyRing:
         self._cache: dict[tuple[str, str, int], object] = {}
 
     def __reduce__(self):
-        raise TypeError("KeyRing holds key material and cannot be pickled; "
-                        "open it on the worker (DoFn.setup) instead")
+        raise TypeError("KeyRing holds key material and cannot be pickled; open it on the worker (DoFn.setup) instead")
 
     def __repr__(self) -> str:
         return f"KeyRing(versions={sorted(self._roots)}, primary={self.primary})"
@@ -40,8 +39,9 @@ class KeyRing:
         """The version to write with: `pinned` if given (and usable), else the primary."""
         version = self.primary if pinned is None else pinned
         if version not in self._roots:
-            raise KeyAccessError(f"key version {version} is not in the keyset "
-                                 f"(usable versions: {', '.join(map(str, self.versions))})")
+            raise KeyAccessError(
+                f"key version {version} is not in the keyset (usable versions: {', '.join(map(str, self.versions))})"
+            )
         return version
 
     def _derive(self, kind: str, info: str, version: int, length: int):
@@ -50,8 +50,7 @@ class KeyRing:
         if primitive is None:
             root = self._roots[self.resolve_version(version)]
             key = _primitives.hkdf_sha256(root, info.encode("utf-8"), length)
-            primitive = {"prf": _primitives.Prf, "daead": _primitives.Daead,
-                         "aead": _primitives.Aead}[kind](key)
+            primitive = {"prf": _primitives.Prf, "daead": _primitives.Daead, "aead": _primitives.Aead}[kind](key)
             self._cache[cache_key] = primitive
         return primitive
 

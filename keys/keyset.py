@@ -73,17 +73,21 @@ def resolve_master_key(keyset_path: str) -> bytes:
         except binascii.Error:
             key = b""
         if len(key) != ROOT_KEY_BYTES:
-            raise KeyAccessError(f"{MASTER_KEY_ENV} must be the base64 of 32 bytes; "
-                                 "generate one with: python -c \"import os,base64;"
-                                 "print(base64.b64encode(os.urandom(32)).decode())\"")
+            raise KeyAccessError(
+                f"{MASTER_KEY_ENV} must be the base64 of 32 bytes; "
+                'generate one with: python -c "import os,base64;'
+                'print(base64.b64encode(os.urandom(32)).decode())"'
+            )
         return key
     dev_path = dev_master_key_path(keyset_path)
     try:
         key = base64.b64decode(storage.read_bytes(dev_path).strip(), validate=True)
     except FileNotFoundError:
-        raise KeyAccessError(f"no master key for keyset {keyset_path}: set {MASTER_KEY_ENV} "
-                             f"(base64 of 32 bytes) or create a development keyset with "
-                             f"'veil keys init --keyset {keyset_path}'") from None
+        raise KeyAccessError(
+            f"no master key for keyset {keyset_path}: set {MASTER_KEY_ENV} "
+            f"(base64 of 32 bytes) or create a development keyset with "
+            f"'veil keys init --keyset {keyset_path}'"
+        ) from None
     except binascii.Error:
         key = b""
     if len(key) != ROOT_KEY_BYTES:
@@ -100,9 +104,11 @@ def read_keyset(path: str) -> KeysetFile:
     try:
         raw = storage.read_bytes(path)
     except FileNotFoundError:
-        raise KeyAccessError(f"keyset {path} not found: create one with "
-                             f"'veil keys init --keyset {path}', or point the policy's "
-                             "'keyset', --keyset or VEIL_KEYSET at an existing one") from None
+        raise KeyAccessError(
+            f"keyset {path} not found: create one with "
+            f"'veil keys init --keyset {path}', or point the policy's "
+            "'keyset', --keyset or VEIL_KEYSET at an existing one"
+        ) from None
     except OSError as exc:
         raise KeyAccessError(f"keyset {path} cannot be read: {exc.strerror}") from None
     try:
@@ -110,9 +116,12 @@ def read_keyset(path: str) -> KeysetFile:
         if doc.get("veil_keyset") != FORMAT:
             raise ValueError
         keys = tuple(
-            _WrappedKey(KeyInfo(int(k["version"]), str(k["status"]), str(k["created"])),
-                        base64.b64decode(k["wrapped"], validate=True))
-            for k in doc["keys"])
+            _WrappedKey(
+                KeyInfo(int(k["version"]), str(k["status"]), str(k["created"])),
+                base64.b64decode(k["wrapped"], validate=True),
+            )
+            for k in doc["keys"]
+        )
         primary = int(doc["primary"])
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         raise KeyAccessError(f"keyset {path} is corrupt or not a veil keyset") from None
@@ -125,8 +134,15 @@ def _serialize(keyset: KeysetFile) -> bytes:
     doc = {
         "veil_keyset": FORMAT,
         "primary": keyset.primary,
-        "keys": [{"version": k.info.version, "status": k.info.status, "created": k.info.created,
-                  "wrapped": base64.b64encode(k.wrapped).decode()} for k in keyset.keys],
+        "keys": [
+            {
+                "version": k.info.version,
+                "status": k.info.status,
+                "created": k.info.created,
+                "wrapped": base64.b64encode(k.wrapped).decode(),
+            }
+            for k in keyset.keys
+        ],
     }
     return (json.dumps(doc, indent=2) + "\n").encode()
 
@@ -141,15 +157,16 @@ def unwrap_keys(keyset: KeysetFile, master_key: bytes) -> dict[int, bytes]:
         try:
             roots[key.info.version] = wrapper.decrypt(key.wrapped, _wrap_ad(key.info.version))
         except Exception:
-            raise KeyAccessError(f"cannot unwrap key version {key.info.version} of keyset "
-                                 f"{keyset.path}: wrong master key ({MASTER_KEY_ENV}) or the "
-                                 "keyset was altered") from None
+            raise KeyAccessError(
+                f"cannot unwrap key version {key.info.version} of keyset "
+                f"{keyset.path}: wrong master key ({MASTER_KEY_ENV}) or the "
+                "keyset was altered"
+            ) from None
     return roots
 
 
 def _new_key(master_key: bytes, version: int) -> _WrappedKey:
-    wrapped = _primitives.Aead(master_key).encrypt(_primitives.random_key(ROOT_KEY_BYTES),
-                                                   _wrap_ad(version))
+    wrapped = _primitives.Aead(master_key).encrypt(_primitives.random_key(ROOT_KEY_BYTES), _wrap_ad(version))
     return _WrappedKey(KeyInfo(version, "enabled", _now()), wrapped)
 
 
@@ -165,8 +182,7 @@ def init_keyset(path: str) -> bool:
     if not os.environ.get(MASTER_KEY_ENV):
         dev_path = dev_master_key_path(path)
         if not storage.exists(dev_path):
-            storage.write_bytes(dev_path, base64.b64encode(_primitives.random_key()) + b"\n",
-                                private=True)
+            storage.write_bytes(dev_path, base64.b64encode(_primitives.random_key()) + b"\n", private=True)
             wrote_dev_key = True
     master = resolve_master_key(path)
     storage.write_bytes(path, _serialize(KeysetFile(path, 1, (_new_key(master, 1),))))

@@ -17,8 +17,12 @@ import typer
 
 from veil.errors import VeilError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="veil: per-purpose privacy policies for Apache Beam pipelines.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="veil: per-purpose privacy policies for Apache Beam pipelines.",
+)
 keys_app = typer.Typer(no_args_is_help=True, help="Manage a keyset (versioned root keys wrapped by a master key).")
 app.add_typer(keys_app, name="keys")
 
@@ -44,8 +48,9 @@ def _keyset_option(value: Optional[str]) -> str:
     return value or os.environ.get("VEIL_KEYSET") or DEFAULT_KEYSET
 
 
-KeysetOpt = Annotated[Optional[str], typer.Option("--keyset", help="Keyset path (default: $VEIL_KEYSET or "
-                                                  f"{DEFAULT_KEYSET}).")]
+KeysetOpt = Annotated[
+    Optional[str], typer.Option("--keyset", help=f"Keyset path (default: $VEIL_KEYSET or {DEFAULT_KEYSET}).")
+]
 
 
 @keys_app.command("init")
@@ -58,9 +63,11 @@ def keys_init(keyset: KeysetOpt = None) -> None:
     wrote_dev_key = init_keyset(path)
     _stdout().print(f"created keyset {path} (key version 1, primary)")
     if wrote_dev_key:
-        _stderr().print(f"[bold yellow]WARNING:[/] wrote a DEVELOPMENT master key to {dev_master_key_path(path)} "
-                        "(mode 0600). It is for development only: in production set VEIL_MASTER_KEY "
-                        "from your secret manager and keep no key file beside the keyset.")
+        _stderr().print(
+            f"[bold yellow]WARNING:[/] wrote a DEVELOPMENT master key to {dev_master_key_path(path)} "
+            "(mode 0600). It is for development only: in production set VEIL_MASTER_KEY "
+            "from your secret manager and keep no key file beside the keyset."
+        )
 
 
 @keys_app.command("rotate")
@@ -70,8 +77,9 @@ def keys_rotate(keyset: KeysetOpt = None) -> None:
 
     path = _keyset_option(keyset)
     version = rotate_keyset(path)
-    _stdout().print(f"keyset {path}: key version {version} is the new primary; "
-                    "policies without key_version now write with it")
+    _stdout().print(
+        f"keyset {path}: key version {version} is the new primary; policies without key_version now write with it"
+    )
 
 
 @keys_app.command("list")
@@ -90,9 +98,10 @@ def keys_list(keyset: KeysetOpt = None) -> None:
 
 
 @app.command()
-def validate(policy: Annotated[str, typer.Argument(help="Policy YAML file.")],
-             input: Annotated[Optional[str], typer.Option("--input", help="Check against this input's schema.")] = None
-             ) -> None:
+def validate(
+    policy: Annotated[str, typer.Argument(help="Policy YAML file.")],
+    input: Annotated[Optional[str], typer.Option("--input", help="Check against this input's schema.")] = None,
+) -> None:
     """Check a policy (and, with --input, that it fits the input's schema)."""
     from veil.transforms.policy import load_policy
 
@@ -113,8 +122,10 @@ def _plan_for(policy, input_pattern: str):
 
 
 @app.command()
-def plan(policy: Annotated[str, typer.Argument(help="Policy YAML file.")],
-         input: Annotated[str, typer.Option("--input", help="Input file, folder or glob.")]) -> None:
+def plan(
+    policy: Annotated[str, typer.Argument(help="Policy YAML file.")],
+    input: Annotated[str, typer.Option("--input", help="Input file, folder or glob.")],
+) -> None:
     """Show what the policy does to each field of an input."""
     from rich.table import Table
 
@@ -123,8 +134,9 @@ def plan(policy: Annotated[str, typer.Argument(help="Policy YAML file.")],
     loaded = load_policy(policy)
     compiled = _plan_for(loaded, input)
     schema = compiled.input_schema
-    table = Table("input field", "type", "action", "output field", "output type",
-                  title=f"{policy} - purpose {loaded.purpose}")
+    table = Table(
+        "input field", "type", "action", "output field", "output type", title=f"{policy} - purpose {loaded.purpose}"
+    )
     for op in compiled.ops:
         table.add_row(op.source, str(schema.field(op.source).type), op.action, op.output, str(op.output_type))
     console = _stdout()
@@ -145,8 +157,12 @@ def _split_beam_args(tokens: list[str]) -> tuple[list[str], list[str]]:
         if token.startswith("--"):
             beam_args.append(token)
             following = tokens[i + 1] if i + 1 < len(tokens) else None
-            if ("=" not in token and following is not None and not following.startswith("--")
-                    and not following.endswith((".yaml", ".yml"))):
+            if (
+                "=" not in token
+                and following is not None
+                and not following.startswith("--")
+                and not following.endswith((".yaml", ".yml"))
+            ):
                 beam_args.append(following)
                 i += 1
         else:
@@ -156,16 +172,22 @@ def _split_beam_args(tokens: list[str]) -> tuple[list[str], list[str]]:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def run(policies: Annotated[list[str], typer.Argument(help="Policy YAML files, then any Beam options "
-                                                       "(--runner DataflowRunner --project ...).")],
-        input: Annotated[str, typer.Option("--input", help="Input file, folder or glob (.parquet, .csv, .jsonl).")],
-        output: Annotated[str, typer.Option("--output", help="Output folder (one policy) or parent of "
-                                            "<purpose>/ folders (several).")],
-        format: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
-        keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path, overriding "
-                                                      "$VEIL_KEYSET and the policy's.")] = None,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous veil output.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress, no summary.")] = False) -> None:
+def run(
+    policies: Annotated[
+        list[str],
+        typer.Argument(help="Policy YAML files, then any Beam options (--runner DataflowRunner --project ...)."),
+    ],
+    input: Annotated[str, typer.Option("--input", help="Input file, folder or glob (.parquet, .csv, .jsonl).")],
+    output: Annotated[
+        str, typer.Option("--output", help="Output folder (one policy) or parent of <purpose>/ folders (several).")
+    ],
+    format: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+    keyset: Annotated[
+        Optional[str], typer.Option("--keyset", help="Keyset path, overriding $VEIL_KEYSET and the policy's.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous veil output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress, no summary.")] = False,
+) -> None:
     """Run policies over an input: one protected view per policy, each with a _manifest.json."""
     from veil.pipelines.console import beam_chatter_hidden, run_with_progress, summary_table
     from veil.transforms.policy import load_policy
@@ -178,8 +200,17 @@ def run(policies: Annotated[list[str], typer.Argument(help="Policy YAML files, t
     loaded = [load_policy(path) for path in policy_files]
     show = not quiet and sys.stderr.isatty()
     with beam_chatter_hidden(not _flags["verbose"]) as terminal:
-        manifests = run_with_progress(loaded, input, output, show=show, terminal=terminal, output_format=format,
-                                      keyset=keyset, overwrite=overwrite, beam_args=beam_args)
+        manifests = run_with_progress(
+            loaded,
+            input,
+            output,
+            show=show,
+            terminal=terminal,
+            output_format=format,
+            keyset=keyset,
+            overwrite=overwrite,
+            beam_args=beam_args,
+        )
     if show:
         _stderr().print(summary_table(manifests))
 
@@ -193,9 +224,10 @@ def schema() -> None:
 
 
 @app.command()
-def demo(rows: Annotated[int, typer.Option("--rows", min=1, help="Synthetic customers to generate.")] = 2000,
-         out: Annotated[str, typer.Option("--out", help="Folder for the demo's input, keys and views.")] = "veil-demo"
-         ) -> None:
+def demo(
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Synthetic customers to generate.")] = 2000,
+    out: Annotated[str, typer.Option("--out", help="Folder for the demo's input, keys and views.")] = "veil-demo",
+) -> None:
     """Synthetic customers through the example policies (analytics, marketing, support), end to end."""
     from veil.pipelines.demo import run_demo
 
@@ -248,8 +280,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             return _fail(error, message)
         if _flags["debug"]:
             raise
-        print(f"error: internal error ({type(error).__name__}); this is a bug in veil. "
-              "Rerun with --debug for the traceback and report it.", file=sys.stderr)
+        print(
+            f"error: internal error ({type(error).__name__}); this is a bug in veil. "
+            "Rerun with --debug for the traceback and report it.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

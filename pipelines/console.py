@@ -36,8 +36,9 @@ def beam_chatter_hidden(hidden: bool) -> Iterator[TextIO]:
             os.close(saved)
 
 
-def run_with_progress(policies, input_pattern: str, output: str, *, show: bool, terminal: TextIO,
-                      **options: Any) -> list[dict]:
+def run_with_progress(
+    policies, input_pattern: str, output: str, *, show: bool, terminal: TextIO, **options: Any
+) -> list[dict]:
     """`run_job`, with a live line on `terminal` (rows done of the total where known, elapsed) when `show`."""
     if not show:
         return run_job(policies, input_pattern, output, **options)
@@ -76,6 +77,12 @@ def summary_table(manifests: Sequence[dict]) -> Table:
         counts = manifest["counts"]
         dropped = ", ".join(f"{reason} {n}" for reason, n in counts["dropped"].items()) or "0"
         errors = ", ".join(f"{field} {n}" for field, n in counts["field_errors"].items()) or "0"
-        table.add_row(manifest["purpose"], str(counts["read"]), str(counts["written"]), dropped, errors,
-                      manifest["output"]["folder"])
+        table.add_row(
+            manifest["purpose"],
+            str(counts["read"]),
+            str(counts["written"]),
+            dropped,
+            errors,
+            manifest["output"]["folder"],
+        )
     return table

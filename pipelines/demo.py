@@ -71,20 +71,36 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
     keyset = str(base / ".veil" / "keyset.json")
     if not storage.exists(keyset):
         if init_keyset(keyset):
-            console.print(f"[yellow]created a development keyset and master key in {base / '.veil'} "
-                          "(for development only)[/]")
+            console.print(
+                f"[yellow]created a development keyset and master key in {base / '.veil'} (for development only)[/]"
+            )
     policies = [load_policy(example_policy_path(p)) for p in PURPOSES]
     console.print(f"protecting {rows} synthetic customers for {', '.join(PURPOSES)} ...")
     manifests = run_job(policies, source, str(base / "views"), keyset=keyset, overwrite=True)
 
-    summary = Table("purpose", "records in", "records out", "dropped", "fields kept", "protected",
-                    "dropped fields", title="veil demo", title_justify="left")
+    summary = Table(
+        "purpose",
+        "records in",
+        "records out",
+        "dropped",
+        "fields kept",
+        "protected",
+        "dropped fields",
+        title="veil demo",
+        title_justify="left",
+    )
     for manifest in manifests:
         counts, fields = manifest["counts"], manifest["fields"].values()
         kept = sum(1 for f in fields if f["action"] == "keep")
-        summary.add_row(manifest["purpose"], str(counts["read"]), str(counts["written"]),
-                        ", ".join(f"{k} {v}" for k, v in counts["dropped"].items()) or "0",
-                        str(kept), str(len(fields) - kept), str(len(manifest["dropped_fields"])))
+        summary.add_row(
+            manifest["purpose"],
+            str(counts["read"]),
+            str(counts["written"]),
+            ", ".join(f"{k} {v}" for k, v in counts["dropped"].items()) or "0",
+            str(kept),
+            str(len(fields) - kept),
+            str(len(manifest["dropped_fields"])),
+        )
     console.print(summary)
 
     table = pq.read_table(source)

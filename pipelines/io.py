@@ -23,8 +23,14 @@ from apache_beam.io.filesystems import FileSystems
 from veil.errors import InputError
 from veil.transforms.beam import ROWS_PER_BATCH
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
-           ".ndjson": "jsonl", ".json": "jsonl"}
+FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 SUFFIX = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
 SCHEMA_SAMPLE_BYTES = 1 << 20
 
@@ -33,8 +39,9 @@ def format_of(path: str) -> str:
     """parquet, csv or jsonl, from the file's extension."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        raise InputError(f"input {path}: unknown format '{ext or '(no extension)'}'; "
-                         "use .parquet, .csv or .jsonl files")
+        raise InputError(
+            f"input {path}: unknown format '{ext or '(no extension)'}'; use .parquet, .csv or .jsonl files"
+        )
     return FORMATS[ext]
 
 
@@ -90,8 +97,7 @@ def read_schema(files: list[str], fmt: str) -> pa.Schema:
         first = schemas[0].remove_metadata()
         for path, schema in zip(files[1:], schemas[1:]):
             if not schema.remove_metadata().equals(first):
-                raise InputError(f"input {path} has a different schema than {files[0]}; "
-                                 "run each schema separately")
+                raise InputError(f"input {path} has a different schema than {files[0]}; run each schema separately")
         return first
     return _sample_csv(files[0]) if fmt == "csv" else _sample_jsonl(files[0])
 
@@ -119,9 +125,11 @@ def _read_text_file(path: str, fmt: str, schema: pa.Schema) -> Iterable[pa.Recor
                 table = pa_json.read_json(handle, parse_options=pa_json.ParseOptions(explicit_schema=schema))
                 yield from _conform(table, schema, path)
         except pa.ArrowInvalid:
-            raise InputError(f"input {path}: a row does not fit the column types inferred from the "
-                             f"start of the file ({fmt}); convert the file to Parquet with "
-                             "explicit types") from None
+            raise InputError(
+                f"input {path}: a row does not fit the column types inferred from the "
+                f"start of the file ({fmt}); convert the file to Parquet with "
+                "explicit types"
+            ) from None
 
 
 class ReadBatches(beam.PTransform):
@@ -134,18 +142,23 @@ class ReadBatches(beam.PTransform):
     def expand(self, pbegin):
         schema = self._schema
         if self._fmt == "parquet":
-            tables = pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(self._files[0]) \
-                if len(self._files) == 1 else (
-                    pbegin | "Files" >> beam.Create(self._files)
-                    | "ReadParquet" >> beam.io.ReadAllFromParquetBatched())
+            tables = (
+                pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(self._files[0])
+                if len(self._files) == 1
+                else (
+                    pbegin | "Files" >> beam.Create(self._files) | "ReadParquet" >> beam.io.ReadAllFromParquetBatched()
+                )
+            )
             return tables | "ToBatches" >> beam.FlatMap(
-                lambda table: _conform(table, schema, "parquet")).with_output_types(pa.RecordBatch)
+                lambda table: _conform(table, schema, "parquet")
+            ).with_output_types(pa.RecordBatch)
         fmt = self._fmt
-        return (pbegin
-                | "Files" >> beam.Create(self._files)
-                | "Spread" >> beam.Reshuffle()
-                | "Read" >> beam.FlatMap(lambda path: _read_text_file(path, fmt, schema))
-                .with_output_types(pa.RecordBatch))
+        return (
+            pbegin
+            | "Files" >> beam.Create(self._files)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.FlatMap(lambda path: _read_text_file(path, fmt, schema)).with_output_types(pa.RecordBatch)
+        )
 
 
 def _json_default(value: Any) -> str:
@@ -161,8 +174,10 @@ def _to_jsonl(batch: pa.RecordBatch) -> str:
 
 
 def _flatten_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
-    arrays = [pc.binary_join(col, ";") if pa.types.is_list(col.type) or pa.types.is_large_list(col.type)
-              else col for col in batch.columns]
+    arrays = [
+        pc.binary_join(col, ";") if pa.types.is_list(col.type) or pa.types.is_large_list(col.type) else col
+        for col in batch.columns
+    ]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
@@ -189,10 +204,12 @@ class WriteBatches(beam.PTransform):
     def expand(self, batches):
         suffix = SUFFIX[self._fmt]
         if self._fmt == "parquet":
-            return (batches
-                    | "ToTable" >> beam.Map(lambda batch: pa.Table.from_batches([batch])).with_output_types(pa.Table)
-                    | "WriteParquet" >> beam.io.WriteToParquetBatched(
-                        self._prefix, self._schema, codec="snappy", file_name_suffix=suffix))
+            return (
+                batches
+                | "ToTable" >> beam.Map(lambda batch: pa.Table.from_batches([batch])).with_output_types(pa.Table)
+                | "WriteParquet"
+                >> beam.io.WriteToParquetBatched(self._prefix, self._schema, codec="snappy", file_name_suffix=suffix)
+            )
         if self._fmt == "csv":
             lines, header = batches | "ToCsv" >> beam.Map(_to_csv).with_output_types(str), csv_header(self._schema)
         else:

@@ -19,8 +19,12 @@ MANIFEST = "_manifest.json"
 
 def split_counts(counts: Mapping[str, int]) -> dict[str, Any]:
     """Flat counter names (`dropped.no_consent`, `field_errors.email`) -> nested manifest counts."""
-    nested: dict[str, Any] = {"read": counts.get("read", 0), "written": counts.get("written", 0),
-                              "dropped": {}, "field_errors": {}}
+    nested: dict[str, Any] = {
+        "read": counts.get("read", 0),
+        "written": counts.get("written", 0),
+        "dropped": {},
+        "field_errors": {},
+    }
     for name, value in sorted(counts.items()):
         group, _, key = name.partition(".")
         if key and group in ("dropped", "field_errors"):
@@ -33,8 +37,7 @@ def describe_fields(plan: Plan, key_version: int | None) -> dict[str, Any]:
     fields = {}
     for op in plan.ops:
         entry: dict[str, Any] = {"source": op.source, "action": op.action}
-        settings = op.params.model_dump(mode="json", by_alias=True, exclude_none=True,
-                                        exclude={"action", "as_"})
+        settings = op.params.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"action", "as_"})
         if settings:
             entry["settings"] = settings
         if op.output_type is not None:
@@ -50,9 +53,19 @@ def schema_fields(schema: pa.Schema | None) -> list[dict[str, str]]:
     return [] if schema is None else [{"name": f.name, "type": str(f.type)} for f in schema]
 
 
-def build_manifest(*, plan: Plan, run_id: str, started: str, finished: str, inputs: dict[str, Any],
-                   output: dict[str, Any], runner: str, keyset: str | None, key_version: int | None,
-                   counts: Mapping[str, int]) -> dict[str, Any]:
+def build_manifest(
+    *,
+    plan: Plan,
+    run_id: str,
+    started: str,
+    finished: str,
+    inputs: dict[str, Any],
+    output: dict[str, Any],
+    runner: str,
+    keyset: str | None,
+    key_version: int | None,
+    counts: Mapping[str, int],
+) -> dict[str, Any]:
     """The manifest document of one purpose's output."""
     policy = plan.policy
     return {

@@ -5,6 +5,7 @@ files moved into DIR and `_manifest.json` written last, so a folder with a manif
 complete and a failed run leaves nothing that looks complete.
 """
 
+import os
 import posixpath
 
 from apache_beam.io.filesystems import FileSystems
@@ -17,6 +18,9 @@ STAGING = ".veil-staging-"
 
 
 def _names(folder: str) -> list[str]:
+    """Entries of `folder`; local folders list subfolders too (Beam's match lists files only)."""
+    if not storage.is_remote(folder):
+        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
     if not FileSystems.exists(folder):
         return []
     pattern = FileSystems.join(folder, "*")
@@ -29,12 +33,16 @@ def check_output(folder: str, overwrite: bool) -> None:
     if not names:
         return
     if not overwrite:
-        raise OutputError(f"output {folder} exists and is not empty; choose another folder or "
-                          "pass --overwrite to replace a previous veil output there")
+        raise OutputError(
+            f"output {folder} exists and is not empty; choose another folder or "
+            "pass --overwrite to replace a previous veil output there"
+        )
     foreign = [n for n in names if not n.startswith(VEIL_FILES)]
     if foreign:
-        raise OutputError(f"output {folder} holds files veil did not write ({', '.join(sorted(foreign)[:5])}); "
-                          "--overwrite only replaces a previous veil output: choose another folder")
+        raise OutputError(
+            f"output {folder} holds files veil did not write ({', '.join(sorted(foreign)[:5])}); "
+            "--overwrite only replaces a previous veil output: choose another folder"
+        )
 
 
 def staging_dir(folder: str, run_id: str) -> str:
@@ -48,8 +56,7 @@ def commit(folder: str, staging: str, manifest: bytes) -> list[str]:
     Returns:
         the names of the data files now in `folder`.
     """
-    old = [FileSystems.join(folder, n) for n in _names(folder)
-           if n.startswith(VEIL_FILES)]
+    old = [FileSystems.join(folder, n) for n in _names(folder) if n.startswith(VEIL_FILES)]
     if old:
         FileSystems.delete(old)
     staged = [m.path for m in FileSystems.match([FileSystems.join(staging, "part-*")])[0].metadata_list]

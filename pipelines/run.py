@@ -63,8 +63,10 @@ def plan_views(policies: list[Policy], schema, output: str, keyset: str | None) 
     purposes = [p.purpose for p in policies]
     duplicates = sorted({p for p in purposes if purposes.count(p) > 1})
     if duplicates:
-        raise ConfigError(f"several policies share the purpose {', '.join(duplicates)}; "
-                          "run them separately or give each its own purpose")
+        raise ConfigError(
+            f"several policies share the purpose {', '.join(duplicates)}; "
+            "run them separately or give each its own purpose"
+        )
     views = []
     for policy in policies:
         plan = compile_plan(policy, schema)
@@ -86,9 +88,16 @@ def _counts(result, purpose: str) -> dict[str, int]:
     return counts
 
 
-def run_job(policies: list[Policy], input_pattern: str, output: str, *, output_format: str = "parquet",
-            keyset: str | None = None, overwrite: bool = False,
-            beam_args: list[str] | None = None) -> list[dict[str, Any]]:
+def run_job(
+    policies: list[Policy],
+    input_pattern: str,
+    output: str,
+    *,
+    output_format: str = "parquet",
+    keyset: str | None = None,
+    overwrite: bool = False,
+    beam_args: list[str] | None = None,
+) -> list[dict[str, Any]]:
     """Run every policy over the input; returns one manifest per view.
 
     Raises:
@@ -99,8 +108,9 @@ def run_job(policies: list[Policy], input_pattern: str, output: str, *, output_f
     files = match_inputs(input_pattern)
     formats = {format_of(path) for path in files}
     if len(formats) > 1:
-        raise InputError(f"input {input_pattern} mixes formats ({', '.join(sorted(formats))}); "
-                         "name files of one format")
+        raise InputError(
+            f"input {input_pattern} mixes formats ({', '.join(sorted(formats))}); name files of one format"
+        )
     in_format = formats.pop()
     schema = read_schema(files, in_format)
     views = plan_views(policies, schema, output, keyset)
@@ -117,11 +127,13 @@ def run_job(policies: list[Policy], input_pattern: str, output: str, *, output_f
         batches = pipeline | "Read" >> ReadBatches(files, in_format, schema)
         for view, staging in zip(views, stagings):
             purpose = view.plan.policy.purpose
-            (batches
-             | f"Sanitize[{purpose}]" >> SanitizeBatches(view.plan.policy, schema=schema, keyset=view.keyset,
-                                                         key_version=view.key_version)
-             | f"Write[{purpose}]" >> WriteBatches(FileSystems.join(staging, "part"), output_format,
-                                                   view.plan.output_schema))
+            (
+                batches
+                | f"Sanitize[{purpose}]"
+                >> SanitizeBatches(view.plan.policy, schema=schema, keyset=view.keyset, key_version=view.key_version)
+                | f"Write[{purpose}]"
+                >> WriteBatches(FileSystems.join(staging, "part"), output_format, view.plan.output_schema)
+            )
         result = pipeline.run()
         result.wait_until_finish()
     except BaseException:
@@ -132,13 +144,22 @@ def run_job(policies: list[Policy], input_pattern: str, output: str, *, output_f
     manifests = []
     for view, staging in zip(views, stagings):
         manifest = build_manifest(
-            plan=view.plan, run_id=run_id, started=started, finished=finished,
-            inputs={"pattern": input_pattern, "format": in_format, "files": files,
-                    "schema": schema_fields(schema)},
-            output={"folder": view.folder, "format": output_format, "files": [],
-                    "schema": schema_fields(view.plan.output_schema)},
-            runner=runner, keyset=view.keyset, key_version=view.key_version,
-            counts=_counts(result, view.plan.policy.purpose))
+            plan=view.plan,
+            run_id=run_id,
+            started=started,
+            finished=finished,
+            inputs={"pattern": input_pattern, "format": in_format, "files": files, "schema": schema_fields(schema)},
+            output={
+                "folder": view.folder,
+                "format": output_format,
+                "files": [],
+                "schema": schema_fields(view.plan.output_schema),
+            },
+            runner=runner,
+            keyset=view.keyset,
+            key_version=view.key_version,
+            counts=_counts(result, view.plan.policy.purpose),
+        )
         staged = [m.path for m in FileSystems.match([FileSystems.join(staging, "part-*")])[0].metadata_list]
         manifest["output"]["files"] = sorted(p.rsplit("/", 1)[-1] for p in staged)
         outputs.commit(view.folder, staging, manifest_json(manifest))

@@ -44,10 +44,16 @@ def test_the_pipeline_example_runs(tmp_path, monkeypatch, keyset):
     source = pq.read_table(tmp_path / "customers.parquet").to_pylist()
     consenting = sum(1 for r in source if r["consents"] and "analytics" in r["consents"])
     assert 0 < consenting < rows
-    lines = [json.loads(line) for f in (tmp_path / "out").glob("analytics-rows*.jsonl")
-             for line in f.read_text().splitlines()]
+    lines = [
+        json.loads(line)
+        for f in (tmp_path / "out").glob("analytics-rows*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     batches = pq.read_table(next((tmp_path / "out").glob("analytics-batches*.parquet"))).to_pylist()
     assert len(lines) == len(batches) == consenting
-    assert set(lines[0]) == set(batches[0]) == {"customer_key", "age_band", "zip3", "gender", "country",
-                                                  "income_band", "signup_month"}
+    assert (
+        set(lines[0])
+        == set(batches[0])
+        == {"customer_key", "age_band", "zip3", "gender", "country", "income_band", "signup_month"}
+    )
     assert sorted(r["customer_key"] for r in lines) == sorted(r["customer_key"] for r in batches)

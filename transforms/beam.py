@@ -134,16 +134,19 @@ class Sanitize(beam.PTransform):
         label: the transform label (default `Sanitize[<purpose>]`).
     """
 
-    def __init__(self, policy: Policy, *, keyset: str | None = None, key_version: int | None = None,
-                 label: str | None = None):
+    def __init__(
+        self, policy: Policy, *, keyset: str | None = None, key_version: int | None = None, label: str | None = None
+    ):
         super().__init__(label or f"Sanitize[{policy.purpose}]")
         self._plan = compile_plan(policy)
         self._fn = _SanitizeRowsFn(self._plan, policy, _resolve(policy, keyset, self._plan), key_version)
 
     def expand(self, records):
-        return (records
-                | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=ROWS_PER_BATCH)
-                | "Apply" >> beam.ParDo(self._fn).with_output_types(dict[str, Any]))
+        return (
+            records
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=ROWS_PER_BATCH)
+            | "Apply" >> beam.ParDo(self._fn).with_output_types(dict[str, Any])
+        )
 
 
 class SanitizeBatches(beam.PTransform):
@@ -158,13 +161,20 @@ class SanitizeBatches(beam.PTransform):
         label: the transform label (default `SanitizeBatches[<purpose>]`).
     """
 
-    def __init__(self, policy: Policy, *, schema: pa.Schema | None = None, keyset: str | None = None,
-                 key_version: int | None = None, label: str | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        schema: pa.Schema | None = None,
+        keyset: str | None = None,
+        key_version: int | None = None,
+        label: str | None = None,
+    ):
         super().__init__(label or f"SanitizeBatches[{policy.purpose}]")
         plan = compile_plan(policy, schema) if schema is not None else None
         self._fn = _SanitizeBatchFn(plan, policy, _resolve(policy, keyset, plan), key_version)
 
     def expand(self, batches):
-        return (batches
-                | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch)
-                .with_output_types(pa.RecordBatch))
+        return batches | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(
+            pa.RecordBatch
+        )

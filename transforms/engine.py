@@ -35,8 +35,9 @@ def has_consent(consents: Any, purpose: str) -> bool:
     return False
 
 
-def map_column(fn: Callable[..., Any], values: Sequence[Any], subjects: Sequence[Any] | None,
-               memo: bool) -> tuple[list[Any], list[int], ActionError | None]:
+def map_column(
+    fn: Callable[..., Any], values: Sequence[Any], subjects: Sequence[Any] | None, memo: bool
+) -> tuple[list[Any], list[int], ActionError | None]:
     """`fn` over non-null `values`: (outputs, indices that failed, the first failure).
 
     A failed value's output is null. With `memo`, each distinct value is computed once.
@@ -89,8 +90,9 @@ class BoundPlan:
         self._fields: list[tuple[ColumnOp, Callable[..., Any] | None]] = []
         for op in plan.ops:
             action = REGISTRY[op.action]
-            context = BindContext(policy.purpose, op.source, keyring if action.keyed else None,
-                                  self.key_version if action.keyed else None)
+            context = BindContext(
+                policy.purpose, op.source, keyring if action.keyed else None, self.key_version if action.keyed else None
+            )
             self._fields.append((op, action.bind(op.params, context)))
         self._mentioned = set(policy.fields) | {policy.subject} | {policy.consent and policy.consent.field}
 
@@ -123,15 +125,17 @@ class BoundPlan:
             if op.action == "keep":
                 outputs[op.output] = list(values)
                 continue
-            result, failed, error = map_column(fn, values, subjects if action.per_subject else None,
-                                               memo=action.deterministic)
+            result, failed, error = map_column(
+                fn, values, subjects if action.per_subject else None, memo=action.deterministic
+            )
             if failed:
                 counts[FIELD_ERRORS + op.source] += len(failed)
                 if op.params.on_error == "fail":
                     raise DataRefusedError(
                         f"policy '{policy.purpose}': field '{op.source}' ({op.action}) has a value "
                         f"that cannot be protected ({error.code.value}); the policy says on_error: fail "
-                        "(use null or drop_record to let the job go on)")
+                        "(use null or drop_record to let the job go on)"
+                    )
                 if op.params.on_error == "drop_record":
                     dropped_rows.update(failed)
             outputs[op.output] = result
@@ -159,8 +163,10 @@ class BoundPlan:
             for record in records:
                 unlisted = set(record) - self._mentioned
                 if unlisted:
-                    raise ConfigError(f"policy '{self.plan.policy.purpose}': default: error, and a record "
-                                      f"has fields the policy does not name: {', '.join(sorted(unlisted))}")
+                    raise ConfigError(
+                        f"policy '{self.plan.policy.purpose}': default: error, and a record "
+                        f"has fields the policy does not name: {', '.join(sorted(unlisted))}"
+                    )
         names = {op.source for op in self.plan.ops} | set(self.plan.gate_fields)
         columns = {name: [record.get(name) for record in records] for name in names}
         outputs, counts = self.apply_columns(columns, len(records))

@@ -99,8 +99,9 @@ def compile_plan(policy: Policy, schema: pa.Schema | None = None) -> Plan:
             kind = kind_of(input_type)
             if kinds is not None and kind != "null" and kind not in kinds:
                 variant = f" {params.variant}" if params.action == "generalize" else ""
-                problems.append(f"field '{source}' is {input_type}, but {params.action}{variant} "
-                                f"takes {' or '.join(sorted(kinds))}")
+                problems.append(
+                    f"field '{source}' is {input_type}, but {params.action}{variant} takes {' or '.join(sorted(kinds))}"
+                )
                 continue
         if params.action == "drop":
             continue
@@ -114,9 +115,12 @@ def compile_plan(policy: Policy, schema: pa.Schema | None = None) -> Plan:
         mentioned = set(policy.fields) | {policy.subject} | {policy.consent and policy.consent.field}
         unlisted = [name for name in input_types if name not in mentioned]
         if policy.default == "error" and unlisted:
-            problems.append("default: error, and the policy does not name input field"
-                            f"{'s' if len(unlisted) > 1 else ''} " + ", ".join(unlisted)
-                            + " (add each to fields, with action: drop if unneeded)")
+            problems.append(
+                "default: error, and the policy does not name input field"
+                f"{'s' if len(unlisted) > 1 else ''} "
+                + ", ".join(unlisted)
+                + " (add each to fields, with action: drop if unneeded)"
+            )
         outputs = {op.source for op in ops}
         dropped = tuple(name for name in input_types if name not in outputs)
     if problems:

@@ -79,14 +79,17 @@ class Policy(BaseModel):
                 continue
             out = spec.as_ or name
             if out in outputs:
-                _field_error(("fields", name, "as") if spec.as_ else ("fields", name),
-                             f"fields '{outputs[out]}' and '{name}' both write output '{out}'; "
-                             "rename one with 'as'")
+                _field_error(
+                    ("fields", name, "as") if spec.as_ else ("fields", name),
+                    f"fields '{outputs[out]}' and '{name}' both write output '{out}'; rename one with 'as'",
+                )
             outputs[out] = name
             if REGISTRY[spec.action].per_subject and self.subject is None:
-                _field_error(("fields", name, "action"),
-                             f"field '{name}' uses {spec.action}, which needs the policy's "
-                             "'subject' (the field identifying the data subject)")
+                _field_error(
+                    ("fields", name, "action"),
+                    f"field '{name}' uses {spec.action}, which needs the policy's "
+                    "'subject' (the field identifying the data subject)",
+                )
         if not outputs:
             _field_error(("fields",), "every field is dropped: a policy must let its purpose see at least one field")
         return self
@@ -114,13 +117,13 @@ def resolve_keyset(policy: Policy, override: str | None = None) -> str:
     path = override or os.environ.get(KEYSET_ENV) or policy.keyset
     if not path:
         where = f"policy {policy.source}" if policy.source else "the policy"
-        raise ConfigError(f"{where} names no keyset: add 'keyset: PATH' to it, set "
-                          f"{KEYSET_ENV} or pass --keyset")
+        raise ConfigError(f"{where} names no keyset: add 'keyset: PATH' to it, set {KEYSET_ENV} or pass --keyset")
     return path
 
 
-def _line_map(node: yaml.Node, path: tuple = (), lines: dict | None = None,
-              seen: set[int] | None = None) -> dict[tuple, int]:
+def _line_map(
+    node: yaml.Node, path: tuple = (), lines: dict | None = None, seen: set[int] | None = None
+) -> dict[tuple, int]:
     """YAML path -> 1-based line of its key (or item), for error messages.
 
     An aliased node is walked once only: a recursive alias (`&a [*a]`) or nested aliases
@@ -161,8 +164,7 @@ def _describe(error: dict[str, Any], data: Any, lines: dict[tuple, int]) -> str:
     elif kind == "missing":
         message = "required key is missing"
     elif kind == "union_tag_invalid":
-        message = (f"unknown action '{error['ctx']['tag']}'; expected one of: "
-                   + ", ".join(REGISTRY))
+        message = f"unknown action '{error['ctx']['tag']}'; expected one of: " + ", ".join(REGISTRY)
     elif kind == "union_tag_not_found":
         message = "missing 'action' (one of: " + ", ".join(REGISTRY) + ")"
     message = message.removeprefix("Value error, ")

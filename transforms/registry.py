@@ -20,8 +20,7 @@ from veil.transforms.actions import (
 )
 from veil.transforms.actions.base import Action
 
-_MODULES = (keep, drop, redact, replace, mask, pseudonymize, tokenize, encrypt, generalize,
-            date_shift, fake)
+_MODULES = (keep, drop, redact, replace, mask, pseudonymize, tokenize, encrypt, generalize, date_shift, fake)
 
 REGISTRY: MappingProxyType[str, Action] = MappingProxyType({m.ACTION.name: m.ACTION for m in _MODULES})
 

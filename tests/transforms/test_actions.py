@@ -69,7 +69,7 @@ def token_payload(text: str, version: int = 1) -> bytes:
     """The bytes of a `v<version>.<base64url>` token."""
     prefix = f"v{version}."
     assert text.startswith(prefix)
-    body = text[len(prefix):]
+    body = text[len(prefix) :]
     assert "=" not in body
     return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
 
@@ -80,9 +80,15 @@ def error_of(fn, *args) -> ActionError:
     return caught.value
 
 
-@pytest.mark.parametrize("vector", [v for v in json.loads((VECTORS / "hkdf_sha256.json").read_text())["vectors"]
-                                    if v["result"] == "valid" and not v["salt_hex"]
-                                    and int(v["length"]) <= 255 * 32], ids=lambda v: v["id"])
+@pytest.mark.parametrize(
+    "vector",
+    [
+        v
+        for v in json.loads((VECTORS / "hkdf_sha256.json").read_text())["vectors"]
+        if v["result"] == "valid" and not v["salt_hex"] and int(v["length"]) <= 255 * 32
+    ],
+    ids=lambda v: v["id"],
+)
 def test_the_independent_hkdf_helper_reproduces_the_empty_salt_vectors(vector):
     okm = hkdf(bytes.fromhex(vector["ikm_hex"]), bytes.fromhex(vector["info_hex"]), int(vector["length"]))
     assert okm.hex() == vector["okm_hex"]
@@ -138,8 +144,9 @@ def test_redact_nulls_every_value_and_keeps_the_type(value):
     assert REGISTRY["redact"].output_type(params({"action": "redact"}), pa.int32()) == pa.int32()
 
 
-@pytest.mark.parametrize(("constant", "arrow_type"), [("REDACTED", pa.string()), (0, pa.int64()),
-                                                      (1.5, pa.float64()), (True, pa.bool_())])
+@pytest.mark.parametrize(
+    ("constant", "arrow_type"), [("REDACTED", pa.string()), (0, pa.int64()), (1.5, pa.float64()), (True, pa.bool_())]
+)
 def test_replace_gives_its_constant_with_its_type(constant, arrow_type):
     fn = bind({"action": "replace", "value": constant})
     assert fn("anything") == constant and type(fn(7)) is type(constant)
@@ -155,18 +162,36 @@ def test_replace_with_null_keeps_the_input_type():
 # ---------------------------------------------------------------- generalize: bins
 
 
-@pytest.mark.parametrize(("value", "label"), [
-    (-1, "<0"), (0, "0-17"), (17, "0-17"), (17.9, "0-17"), (18, "18-64"), (64, "18-64"),
-    (65, "65+"), (1000, "65+"), (-0.5, "<0"),
-])
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        (-1, "<0"),
+        (0, "0-17"),
+        (17, "0-17"),
+        (17.9, "0-17"),
+        (18, "18-64"),
+        (64, "18-64"),
+        (65, "65+"),
+        (1000, "65+"),
+        (-0.5, "<0"),
+    ],
+)
 def test_bins_with_integer_edges(value, label):
     assert bind({"action": "generalize", "bins": [0, 18, 65]})(value) == label
 
 
-@pytest.mark.parametrize(("value", "label"), [
-    (-0.1, "<0.0"), (0.0, "[0.0, 1.5)"), (1.49, "[0.0, 1.5)"), (1.5, "[1.5, 3.0)"), (2, "[1.5, 3.0)"),
-    (3.0, "3.0+"), (99, "3.0+"),
-])
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        (-0.1, "<0.0"),
+        (0.0, "[0.0, 1.5)"),
+        (1.49, "[0.0, 1.5)"),
+        (1.5, "[1.5, 3.0)"),
+        (2, "[1.5, 3.0)"),
+        (3.0, "3.0+"),
+        (99, "3.0+"),
+    ],
+)
 def test_bins_with_float_edges(value, label):
     assert bind({"action": "generalize", "bins": [0.0, 1.5, 3.0]})(value) == label
 
@@ -196,20 +221,23 @@ def test_bins_refuse_non_finite_numbers(value):
 AGE = {"action": "generalize", "age_bins": [0, 18, 25, 35, 50, 65], "at": "2026-01-01"}
 
 
-@pytest.mark.parametrize(("birth", "label"), [
-    (date(2008, 1, 1), "18-24"),           # 18th birthday on the day of `at`
-    (date(2008, 1, 2), "0-17"),            # one day short of 18
-    (date(2007, 12, 31), "18-24"),
-    (date(2001, 1, 1), "25-34"),
-    (date(2001, 1, 2), "18-24"),
-    (date(1961, 1, 1), "65+"),
-    (date(1961, 1, 2), "50-64"),
-    (date(2025, 12, 31), "0-17"),
-    (date(2026, 1, 2), "<0"),              # born after `at`
-    (datetime(1990, 6, 1, 23, 59), "35-49"),
-    ("1990-06-01", "35-49"),
-    ("2008-01-01T00:00:00", "18-24"),
-])
+@pytest.mark.parametrize(
+    ("birth", "label"),
+    [
+        (date(2008, 1, 1), "18-24"),  # 18th birthday on the day of `at`
+        (date(2008, 1, 2), "0-17"),  # one day short of 18
+        (date(2007, 12, 31), "18-24"),
+        (date(2001, 1, 1), "25-34"),
+        (date(2001, 1, 2), "18-24"),
+        (date(1961, 1, 1), "65+"),
+        (date(1961, 1, 2), "50-64"),
+        (date(2025, 12, 31), "0-17"),
+        (date(2026, 1, 2), "<0"),  # born after `at`
+        (datetime(1990, 6, 1, 23, 59), "35-49"),
+        ("1990-06-01", "35-49"),
+        ("2008-01-01T00:00:00", "18-24"),
+    ],
+)
 def test_age_bins_count_completed_years_at_the_reference_date(birth, label):
     assert bind(AGE)(birth) == label
 
@@ -234,15 +262,15 @@ def test_age_bins_refuse_strings_that_are_not_dates(value):
 # ---------------------------------------------------------------- generalize: width
 
 
-@pytest.mark.parametrize(("value", "expected"), [(0, 0), (9, 0), (10, 10), (25, 20), (-1, -10), (-10, -10),
-                                                 (123456, 123450)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, 0), (9, 0), (10, 10), (25, 20), (-1, -10), (-10, -10), (123456, 123450)]
+)
 def test_width_int_buckets_ints_to_their_lower_bound(value, expected):
     out = bind({"action": "generalize", "width": 10})(value)
     assert out == expected and type(out) is int
 
 
-@pytest.mark.parametrize(("value", "expected"), [(0, 0.0), (2.4, 0.0), (2.5, 2.5), (6, 5.0), (7.49, 5.0),
-                                                 (-0.1, -2.5)])
+@pytest.mark.parametrize(("value", "expected"), [(0, 0.0), (2.4, 0.0), (2.5, 2.5), (6, 5.0), (7.49, 5.0), (-0.1, -2.5)])
 def test_width_float_buckets_to_multiples_of_the_width(value, expected):
     assert bind({"action": "generalize", "width": 2.5})(value) == pytest.approx(expected)
 
@@ -250,7 +278,7 @@ def test_width_float_buckets_to_multiples_of_the_width(value, expected):
 def test_width_int_over_floats_gives_the_bucket_as_a_number():
     fn = bind({"action": "generalize", "width": 10000})
     assert fn(54321.99) == 50000 and fn(-0.01) == -10000
-    assert type(fn(54321.99)) is float     # the bucket keeps the value's type
+    assert type(fn(54321.99)) is float  # the bucket keeps the value's type
 
 
 def test_width_over_decimals_buckets_their_value():
@@ -283,26 +311,35 @@ def test_width_output_type_follows_the_input_and_the_width():
 DAY = date(2024, 5, 17)  # a Friday
 
 
-@pytest.mark.parametrize(("period", "expected"), [
-    ("year", date(2024, 1, 1)), ("quarter", date(2024, 4, 1)), ("month", date(2024, 5, 1)),
-    ("week", date(2024, 5, 13)),
-])
-@pytest.mark.parametrize("value", [DAY, datetime(2024, 5, 17, 23, 59, 59), "2024-05-17", "2024-05-17T08:30:00",
-                                   " 2024-05-17 "])
+@pytest.mark.parametrize(
+    ("period", "expected"),
+    [
+        ("year", date(2024, 1, 1)),
+        ("quarter", date(2024, 4, 1)),
+        ("month", date(2024, 5, 1)),
+        ("week", date(2024, 5, 13)),
+    ],
+)
+@pytest.mark.parametrize(
+    "value", [DAY, datetime(2024, 5, 17, 23, 59, 59), "2024-05-17", "2024-05-17T08:30:00", " 2024-05-17 "]
+)
 def test_date_periods_from_dates_datetimes_and_iso_strings(period, expected, value):
     out = bind({"action": "generalize", "date": period})(value)
     assert out == expected and type(out) is date
 
 
-@pytest.mark.parametrize(("value", "period", "expected"), [
-    (date(2024, 3, 31), "quarter", date(2024, 1, 1)),
-    (date(2024, 7, 1), "quarter", date(2024, 7, 1)),
-    (date(2024, 12, 31), "quarter", date(2024, 10, 1)),
-    (date(2025, 1, 1), "week", date(2024, 12, 30)),   # ISO week starting in the previous year
-    (date(2024, 5, 13), "week", date(2024, 5, 13)),   # a Monday is its own week start
-    (date(2024, 5, 19), "week", date(2024, 5, 13)),   # Sunday belongs to the week before
-    (date(2024, 2, 29), "month", date(2024, 2, 1)),
-])
+@pytest.mark.parametrize(
+    ("value", "period", "expected"),
+    [
+        (date(2024, 3, 31), "quarter", date(2024, 1, 1)),
+        (date(2024, 7, 1), "quarter", date(2024, 7, 1)),
+        (date(2024, 12, 31), "quarter", date(2024, 10, 1)),
+        (date(2025, 1, 1), "week", date(2024, 12, 30)),  # ISO week starting in the previous year
+        (date(2024, 5, 13), "week", date(2024, 5, 13)),  # a Monday is its own week start
+        (date(2024, 5, 19), "week", date(2024, 5, 13)),  # Sunday belongs to the week before
+        (date(2024, 2, 29), "month", date(2024, 2, 1)),
+    ],
+)
 def test_date_period_boundaries(value, period, expected):
     assert bind({"action": "generalize", "date": period})(value) == expected
 
@@ -323,8 +360,10 @@ def test_date_refuses_numbers(value):
 # ---------------------------------------------------------------- generalize: prefix / map / round
 
 
-@pytest.mark.parametrize(("value", "expected"), [("94110", "941"), (94110, "941"), ("ab", "ab"), ("", ""),
-                                                 ("Zürich", "Zür"), ("東京都港区", "東京都")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("94110", "941"), (94110, "941"), ("ab", "ab"), ("", ""), ("Zürich", "Zür"), ("東京都港区", "東京都")],
+)
 def test_prefix_keeps_the_first_characters(value, expected):
     assert bind({"action": "generalize", "prefix": 3})(value) == expected
 
@@ -352,10 +391,19 @@ def test_map_with_other_labels_every_unmapped_value():
     assert [fn("M"), fn("X"), fn(""), fn(4)] == ["male", "other", "other", "other"]
 
 
-@pytest.mark.parametrize(("digits", "value", "expected"), [
-    (1, 1.26, 1.3), (0, 2.6, 3.0), (2, 3.14159, 3.14), (-1, 1234, 1230), (-2, 1234, 1200),
-    (-3, 987654, 988000), (-1, 1234.5, 1230.0), (2, 7, 7),
-])
+@pytest.mark.parametrize(
+    ("digits", "value", "expected"),
+    [
+        (1, 1.26, 1.3),
+        (0, 2.6, 3.0),
+        (2, 3.14159, 3.14),
+        (-1, 1234, 1230),
+        (-2, 1234, 1200),
+        (-3, 987654, 988000),
+        (-1, 1234.5, 1230.0),
+        (2, 7, 7),
+    ],
+)
 def test_round_to_decimals_including_negative(digits, value, expected):
     out = bind({"action": "generalize", "round": digits})(value)
     assert out == pytest.approx(expected)
@@ -367,19 +415,22 @@ def test_round_refuses_non_numbers(value):
     assert error_of(bind({"action": "generalize", "round": 1}), value).code is ErrorCode.WRONG_TYPE
 
 
-@pytest.mark.parametrize("spec", [
-    {},                                             # no variant
-    {"width": 10, "prefix": 2},                     # two variants
-    {"bins": [0, 10, 10]},                          # not strictly increasing
-    {"bins": []},
-    {"age_bins": [0, 18]},                          # no `at`
-    {"width": 10, "at": "2026-01-01"},              # `at` without age_bins
-    {"width": 0},
-    {"prefix": 0},
-    {"date": "day"},
-    {"width": 10, "other": "x"},                    # `other` without map
-    {"map": {}},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},  # no variant
+        {"width": 10, "prefix": 2},  # two variants
+        {"bins": [0, 10, 10]},  # not strictly increasing
+        {"bins": []},
+        {"age_bins": [0, 18]},  # no `at`
+        {"width": 10, "at": "2026-01-01"},  # `at` without age_bins
+        {"width": 0},
+        {"prefix": 0},
+        {"date": "day"},
+        {"width": 10, "other": "x"},  # `other` without map
+        {"map": {}},
+    ],
+)
 def test_invalid_generalize_params_are_rejected(spec):
     with pytest.raises(ValidationError):
         params({"action": "generalize", **spec})
@@ -388,19 +439,22 @@ def test_invalid_generalize_params_are_rejected(spec):
 # ---------------------------------------------------------------- mask
 
 
-@pytest.mark.parametrize(("spec", "value", "expected"), [
-    ({"keep_last": 4}, "4111111111111111", "************1111"),
-    ({"keep_first": 2, "keep_last": 2}, "abcdef", "ab**ef"),
-    ({"keep_first": 1, "char": "#"}, "secret", "s#####"),
-    ({}, "secret", "******"),
-    ({"keep_last": 2}, 5551234, "*****34"),
-    ({"keep_first": 2, "keep_last": 2}, "abcd", "****"),    # nothing would stay masked: mask it all
-    ({"keep_first": 2, "keep_last": 2}, "abc", "***"),
-    ({"keep_last": 10}, "abc", "***"),
-    ({"keep_last": 2}, "", ""),
-    ({"keep_first": 1, "keep_last": 1}, "Zoë Ünïcødé", "Z*********é"),
-    ({"keep_last": 1}, "東京都港区", "****区"),
-])
+@pytest.mark.parametrize(
+    ("spec", "value", "expected"),
+    [
+        ({"keep_last": 4}, "4111111111111111", "************1111"),
+        ({"keep_first": 2, "keep_last": 2}, "abcdef", "ab**ef"),
+        ({"keep_first": 1, "char": "#"}, "secret", "s#####"),
+        ({}, "secret", "******"),
+        ({"keep_last": 2}, 5551234, "*****34"),
+        ({"keep_first": 2, "keep_last": 2}, "abcd", "****"),  # nothing would stay masked: mask it all
+        ({"keep_first": 2, "keep_last": 2}, "abc", "***"),
+        ({"keep_last": 10}, "abc", "***"),
+        ({"keep_last": 2}, "", ""),
+        ({"keep_first": 1, "keep_last": 1}, "Zoë Ünïcødé", "Z*********é"),
+        ({"keep_last": 1}, "東京都港区", "****区"),
+    ],
+)
 def test_mask(spec, value, expected):
     out = bind({"action": "mask", **spec})(value)
     assert out == expected
@@ -425,11 +479,14 @@ def expected_pseudonym(text: str, *, purpose=PURPOSE, domain="f", version=1) -> 
     return hmac_digest(f"veil/v1/pseudonymize/{purpose}/{domain}", text, version)
 
 
-@pytest.mark.parametrize(("encoding", "encode", "size"), [
-    ("hex", lambda d: d.hex(), 64),
-    ("base32", lambda d: base64.b32encode(d).decode().rstrip("=").lower(), 52),
-    ("base64url", lambda d: base64.urlsafe_b64encode(d).decode().rstrip("="), 43),
-])
+@pytest.mark.parametrize(
+    ("encoding", "encode", "size"),
+    [
+        ("hex", lambda d: d.hex(), 64),
+        ("base32", lambda d: base64.b32encode(d).decode().rstrip("=").lower(), 52),
+        ("base64url", lambda d: base64.urlsafe_b64encode(d).decode().rstrip("="), 43),
+    ],
+)
 def test_pseudonymize_is_the_keyed_hmac_in_each_encoding(encoding, encode, size):
     fn = bind({"action": "pseudonymize", "encoding": encoding})
     out = fn("jane@example.org")
@@ -437,16 +494,19 @@ def test_pseudonymize_is_the_keyed_hmac_in_each_encoding(encoding, encode, size)
     assert len(out) == size and "=" not in out
 
 
-@pytest.mark.parametrize(("encoding", "length"), [("hex", 16), ("hex", 40), ("base32", 13), ("base64url", 11),
-                                                  ("hex", 64)])
+@pytest.mark.parametrize(
+    ("encoding", "length"), [("hex", 16), ("hex", 40), ("base32", 13), ("base64url", 11), ("hex", 64)]
+)
 def test_pseudonymize_length_is_a_prefix_of_the_full_encoding(encoding, length):
     full = bind({"action": "pseudonymize", "encoding": encoding})("jane@example.org")
     short = bind({"action": "pseudonymize", "encoding": encoding, "length": length})("jane@example.org")
     assert short == full[:length] and len(short) == length
 
 
-@pytest.mark.parametrize(("encoding", "length"), [("hex", 15), ("base32", 12), ("base64url", 10), ("hex", 1),
-                                                  ("hex", 65), ("base32", 53), ("base64url", 44)])
+@pytest.mark.parametrize(
+    ("encoding", "length"),
+    [("hex", 15), ("base32", 12), ("base64url", 10), ("hex", 1), ("hex", 65), ("base32", 53), ("base64url", 44)],
+)
 def test_pseudonymize_length_below_64_bits_or_past_the_digest_is_rejected(encoding, length):
     with pytest.raises(ValidationError, match="64 bits"):
         params({"action": "pseudonymize", "encoding": encoding, "length": length})
@@ -511,8 +571,11 @@ def test_pseudonymize_key_info_is_the_documented_string():
 
 def siv_decrypt(token: str, *, purpose=PURPOSE, domain="f", version=1) -> str:
     info = tokenize.key_info(purpose, domain)
-    return KEYRING.daead(info, version).decrypt_deterministically(token_payload(token, version),
-                                                                 info.encode()).decode("utf-8")
+    return (
+        KEYRING.daead(info, version)
+        .decrypt_deterministically(token_payload(token, version), info.encode())
+        .decode("utf-8")
+    )
 
 
 @pytest.mark.parametrize("value", ["jane@example.org", "", "Zoë 東京 👍🏽"])
@@ -631,7 +694,7 @@ def test_date_shift_offsets_stay_within_max_days_and_vary():
     fn = bind({"action": "date_shift", "max_days": 5})
     offsets = [(fn(date(2024, 1, 1), f"c-{i}") - date(2024, 1, 1)).days for i in range(300)]
     assert all(-5 <= d <= 5 for d in offsets)
-    assert set(offsets) == set(range(-5, 6))   # 300 subjects reach all 11 offsets
+    assert set(offsets) == set(range(-5, 6))  # 300 subjects reach all 11 offsets
 
 
 def test_date_shift_keeps_the_form_of_its_input():
@@ -641,8 +704,9 @@ def test_date_shift_keeps_the_form_of_its_input():
     assert fn("2024-01-10", "c-1") == date.fromordinal(shifted).isoformat()
     assert fn(" 2024-01-10 ", "c-1") == date.fromordinal(shifted).isoformat()
     out = fn("2024-01-10T08:30:00", "c-1")
-    assert out == datetime.combine(date.fromordinal(shifted), datetime.min.time()).replace(
-        hour=8, minute=30).isoformat()
+    assert (
+        out == datetime.combine(date.fromordinal(shifted), datetime.min.time()).replace(hour=8, minute=30).isoformat()
+    )
     moved = fn(datetime(2024, 1, 10, 8, 30), "c-1")
     assert type(moved) is datetime and (moved - datetime(2024, 1, 10, 8, 30)).days == offset
 
@@ -656,8 +720,7 @@ def test_date_shift_purpose_separates():
 
 
 def test_date_shift_without_a_subject_is_a_no_subject_error():
-    assert error_of(bind({"action": "date_shift", "max_days": 30}), date(2024, 1, 1), None).code \
-        is ErrorCode.NO_SUBJECT
+    assert error_of(bind({"action": "date_shift", "max_days": 30}), date(2024, 1, 1), None).code is ErrorCode.NO_SUBJECT
 
 
 @pytest.mark.parametrize("value", ["2024-02-30", "not a date", ""])
@@ -724,8 +787,15 @@ def test_fake_seed_is_the_documented_keyed_hash():
     assert bind({"action": "fake", "provider": "city"})("Springfield") == faker.city()
 
 
-@pytest.mark.parametrize("spec", [{"provider": "no_such_provider"}, {"provider": "First-Name"},
-                                  {"provider": "name", "locale": "xx_YY"}, {"provider": "name", "locale": "EN"}])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"provider": "no_such_provider"},
+        {"provider": "First-Name"},
+        {"provider": "name", "locale": "xx_YY"},
+        {"provider": "name", "locale": "EN"},
+    ],
+)
 def test_fake_unknown_provider_or_locale_is_rejected_at_validation(spec):
     with pytest.raises(ValidationError):
         params({"action": "fake", **spec})
@@ -742,20 +812,23 @@ def test_fake_unknown_provider_is_a_config_error_in_a_policy():
 SECRET = "jane.doe+secret@example.org"
 
 
-@pytest.mark.parametrize(("spec", "value", "code"), [
-    ({"action": "generalize", "width": 10}, SECRET, ErrorCode.WRONG_TYPE),
-    ({"action": "generalize", "bins": [0, 10]}, SECRET, ErrorCode.WRONG_TYPE),
-    ({"action": "generalize", "round": 0}, SECRET, ErrorCode.WRONG_TYPE),
-    ({"action": "generalize", "date": "month"}, SECRET, ErrorCode.INVALID_DATE),
-    ({"action": "generalize", **{k: v for k, v in AGE.items() if k != "action"}}, SECRET, ErrorCode.INVALID_DATE),
-    ({"action": "generalize", **{k: v for k, v in AGE.items() if k != "action"}}, 19870605, ErrorCode.WRONG_TYPE),
-    ({"action": "generalize", "map": {"a": "b"}}, SECRET, ErrorCode.UNMAPPED),
-    ({"action": "generalize", "prefix": 2}, 31415.9265, ErrorCode.WRONG_TYPE),
-    ({"action": "tokenize"}, 4111111111111111, ErrorCode.WRONG_TYPE),
-    ({"action": "encrypt"}, 4111111111111111, ErrorCode.WRONG_TYPE),
-    ({"action": "pseudonymize"}, 31415.9265, ErrorCode.WRONG_TYPE),
-    ({"action": "mask"}, 31415.9265, ErrorCode.WRONG_TYPE),
-])
+@pytest.mark.parametrize(
+    ("spec", "value", "code"),
+    [
+        ({"action": "generalize", "width": 10}, SECRET, ErrorCode.WRONG_TYPE),
+        ({"action": "generalize", "bins": [0, 10]}, SECRET, ErrorCode.WRONG_TYPE),
+        ({"action": "generalize", "round": 0}, SECRET, ErrorCode.WRONG_TYPE),
+        ({"action": "generalize", "date": "month"}, SECRET, ErrorCode.INVALID_DATE),
+        ({"action": "generalize", **{k: v for k, v in AGE.items() if k != "action"}}, SECRET, ErrorCode.INVALID_DATE),
+        ({"action": "generalize", **{k: v for k, v in AGE.items() if k != "action"}}, 19870605, ErrorCode.WRONG_TYPE),
+        ({"action": "generalize", "map": {"a": "b"}}, SECRET, ErrorCode.UNMAPPED),
+        ({"action": "generalize", "prefix": 2}, 31415.9265, ErrorCode.WRONG_TYPE),
+        ({"action": "tokenize"}, 4111111111111111, ErrorCode.WRONG_TYPE),
+        ({"action": "encrypt"}, 4111111111111111, ErrorCode.WRONG_TYPE),
+        ({"action": "pseudonymize"}, 31415.9265, ErrorCode.WRONG_TYPE),
+        ({"action": "mask"}, 31415.9265, ErrorCode.WRONG_TYPE),
+    ],
+)
 def test_action_errors_carry_the_code_but_not_the_value(spec, value, code):
     error = error_of(bind(spec), value)
     assert error.code is code
@@ -764,6 +837,7 @@ def test_action_errors_carry_the_code_but_not_the_value(spec, value, code):
 
 
 # ---------------------------------------------------------------- settings refused up front
+
 
 @pytest.mark.parametrize("provider", ["seed_instance", "profile", "no_such_provider"])
 def test_fake_refuses_providers_that_do_not_make_text(provider):

@@ -30,16 +30,32 @@ fields:
   city: {action: keep}
 """
 
-SCHEMA = pa.schema([("customer_id", pa.string()), ("email", pa.string()), ("birth_date", pa.date32()),
-                    ("income", pa.int64()), ("signup", pa.date32()), ("city", pa.string()),
-                    ("consents", pa.list_(pa.string())), ("notes", pa.string())])
+SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("email", pa.string()),
+        ("birth_date", pa.date32()),
+        ("income", pa.int64()),
+        ("signup", pa.date32()),
+        ("city", pa.string()),
+        ("consents", pa.list_(pa.string())),
+        ("notes", pa.string()),
+    ]
+)
 
 
 def _records() -> list[dict]:
     return [
-        {"customer_id": f"C{i:07d}", "email": f" User{i}@Example.org ", "birth_date": dt.date(1950 + i, 6, 1),
-         "income": 1234 * i, "signup": dt.date(2024, 1, 1) + dt.timedelta(days=i), "city": "Springfield",
-         "consents": ["analytics"] if i % 4 else ["marketing"], "notes": f"secret note {i}"}
+        {
+            "customer_id": f"C{i:07d}",
+            "email": f" User{i}@Example.org ",
+            "birth_date": dt.date(1950 + i, 6, 1),
+            "income": 1234 * i,
+            "signup": dt.date(2024, 1, 1) + dt.timedelta(days=i),
+            "city": "Springfield",
+            "consents": ["analytics"] if i % 4 else ["marketing"],
+            "notes": f"secret note {i}",
+        }
         for i in range(40)
     ]
 
@@ -57,9 +73,12 @@ def test_sanitize_and_sanitize_batches_give_the_same_rows(keyset):
     batch = pa.RecordBatch.from_pylist(records, schema=SCHEMA)
     with TestPipeline() as p:
         as_dicts = p | "Dicts" >> beam.Create(records) | Sanitize(policy, keyset=keyset)
-        as_batches = (p | "Batches" >> beam.Create([batch.slice(0, 15), batch.slice(15)])
-                      | SanitizeBatches(policy, schema=SCHEMA, keyset=keyset)
-                      | beam.FlatMap(lambda b: b.to_pylist()))
+        as_batches = (
+            p
+            | "Batches" >> beam.Create([batch.slice(0, 15), batch.slice(15)])
+            | SanitizeBatches(policy, schema=SCHEMA, keyset=keyset)
+            | beam.FlatMap(lambda b: b.to_pylist())
+        )
         assert_that(as_dicts, equal_to(expected), label="dicts")
         assert_that(as_batches, equal_to(expected), label="batches")
 
@@ -74,8 +93,13 @@ def test_counts_reach_beam_metrics(keyset):
     result.wait_until_finish()
     counters = result.metrics().query(MetricsFilter().with_namespace(metrics_namespace("analytics")))["counters"]
     counts = {c.key.metric.name: c.committed for c in counters}
-    assert counts == {"read": 40, "written": 29, "dropped.no_consent": 10, "dropped.field_error": 1,
-                      "field_errors.income": 1}
+    assert counts == {
+        "read": 40,
+        "written": 29,
+        "dropped.no_consent": 10,
+        "dropped.field_error": 1,
+        "field_errors.income": 1,
+    }
 
 
 def test_a_value_refused_by_on_error_fail_stops_the_job_without_the_value(keyset):
@@ -94,8 +118,12 @@ def test_schema_free_batches_compile_on_the_worker(keyset):
     records = _records()
     expected = _expected(policy, keyset, records)
     with TestPipeline() as p:
-        out = (p | beam.Create([pa.RecordBatch.from_pylist(records, schema=SCHEMA)])
-               | SanitizeBatches(policy, keyset=keyset) | beam.FlatMap(lambda b: b.to_pylist()))
+        out = (
+            p
+            | beam.Create([pa.RecordBatch.from_pylist(records, schema=SCHEMA)])
+            | SanitizeBatches(policy, keyset=keyset)
+            | beam.FlatMap(lambda b: b.to_pylist())
+        )
         assert_that(out, equal_to(expected))
 
 

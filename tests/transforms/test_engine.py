@@ -45,8 +45,9 @@ fields:
   income: {{action: generalize, width: 10000, on_error: {mode}}}
   country: {{action: keep}}
 """
-ON_ERROR_SCHEMA = pa.schema([("customer_id", pa.string()), ("signup", pa.string()), ("income", pa.int64()),
-                             ("country", pa.string())])
+ON_ERROR_SCHEMA = pa.schema(
+    [("customer_id", pa.string()), ("signup", pa.string()), ("income", pa.int64()), ("country", pa.string())]
+)
 BAD_DATE = "1987-02-30"
 ROWS = [
     {"customer_id": "c-1", "signup": "2024-05-17", "income": 52000, "country": "NL"},
@@ -63,7 +64,7 @@ def batch_of(rows, schema=ON_ERROR_SCHEMA) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
-@pytest.mark.parametrize("mode", ["null", "'null'"])   # YAML null and the string "null" mean the same
+@pytest.mark.parametrize("mode", ["null", "'null'"])  # YAML null and the string "null" mean the same
 def test_on_error_null_nulls_the_field_and_counts_it(mode):
     plan = on_error_plan(mode)
     out, counts = plan.apply_batch(batch_of(ROWS))
@@ -92,10 +93,16 @@ def test_on_error_drop_record_removes_the_record_and_counts_it():
 def test_on_error_drop_record_counts_a_record_once_and_each_field_error():
     rows = [dict(ROWS[1], income="lots"), ROWS[0], dict(ROWS[0], income="more")]
     out, counts = on_error_plan("drop_record").apply_rows(rows)
-    assert out == [{"customer_key": out[0]["customer_key"], "signup": date(2024, 5, 1), "income": 50000,
-                    "country": "NL"}]
-    assert counts == {"read": 3, "written": 1, "dropped.field_error": 2, "field_errors.signup": 1,
-                      "field_errors.income": 2}
+    assert out == [
+        {"customer_key": out[0]["customer_key"], "signup": date(2024, 5, 1), "income": 50000, "country": "NL"}
+    ]
+    assert counts == {
+        "read": 3,
+        "written": 1,
+        "dropped.field_error": 2,
+        "field_errors.signup": 1,
+        "field_errors.income": 2,
+    }
 
 
 def test_on_error_fail_raises_naming_the_field_but_not_the_value():
@@ -126,8 +133,9 @@ subject: customer_id
 fields:
   visit: {action: date_shift, max_days: 10}
 """
-    out, counts = bound(yaml).apply_rows([{"customer_id": None, "visit": date(2024, 1, 1)},
-                                          {"customer_id": "c-1", "visit": date(2024, 1, 1)}])
+    out, counts = bound(yaml).apply_rows(
+        [{"customer_id": None, "visit": date(2024, 1, 1)}, {"customer_id": "c-1", "visit": date(2024, 1, 1)}]
+    )
     assert out[0]["visit"] is None and abs((out[1]["visit"] - date(2024, 1, 1)).days) <= 10
     assert counts["field_errors.visit"] == 1
 
@@ -145,12 +153,25 @@ fields:
 """
 
 
-@pytest.mark.parametrize(("consents", "allowed"), [
-    (["analytics", "marketing"], True), (("analytics",), True), ("analytics;marketing", True),
-    ("marketing, analytics", True), ("support|analytics", True), (" analytics ", True), ("analytics", True),
-    (["marketing"], False), ("marketing", False), ("analyticsx", False), ("", False), ([], False),
-    (None, False), (1, False),
-])
+@pytest.mark.parametrize(
+    ("consents", "allowed"),
+    [
+        (["analytics", "marketing"], True),
+        (("analytics",), True),
+        ("analytics;marketing", True),
+        ("marketing, analytics", True),
+        ("support|analytics", True),
+        (" analytics ", True),
+        ("analytics", True),
+        (["marketing"], False),
+        ("marketing", False),
+        ("analyticsx", False),
+        ("", False),
+        ([], False),
+        (None, False),
+        (1, False),
+    ],
+)
 def test_has_consent(consents, allowed):
     assert has_consent(consents, "analytics") is allowed
 
@@ -165,9 +186,11 @@ def test_consent_gate_drops_and_counts_records_without_consent_before_field_acti
         {"customer_id": "c-6", "consents": ["marketing"], "signup": BAD_DATE},
         {"customer_id": "c-7", "signup": BAD_DATE},
     ]
-    out, counts = bound(CONSENT).apply_rows(rows)   # on_error: fail, yet the gated bad dates never raise
-    assert out == [{"customer_id": "c-1", "signup": date(2024, 5, 1)},
-                   {"customer_id": "c-2", "signup": date(2024, 6, 1)}]
+    out, counts = bound(CONSENT).apply_rows(rows)  # on_error: fail, yet the gated bad dates never raise
+    assert out == [
+        {"customer_id": "c-1", "signup": date(2024, 5, 1)},
+        {"customer_id": "c-2", "signup": date(2024, 6, 1)},
+    ]
     assert counts == {"read": 7, "written": 2, "dropped.no_consent": 5}
 
 
@@ -175,16 +198,28 @@ def test_consent_gate_drops_and_counts_records_without_consent_before_field_acti
 def test_consent_gate_over_arrow_batches(consent_type):
     schema = pa.schema([("customer_id", pa.string()), ("consents", consent_type), ("signup", pa.string())])
     listed = consent_type != pa.string()
-    consents = [["analytics"] if listed else "analytics", None, [] if listed else "",
-                ["support"] if listed else "support", ["marketing", "analytics"] if listed else "marketing|analytics"]
-    batch = pa.RecordBatch.from_pydict({"customer_id": ["c-1", "c-2", "c-3", "c-4", "c-5"], "consents": consents,
-                                        "signup": ["2024-01-09", BAD_DATE, BAD_DATE, BAD_DATE, "2024-03-31"]},
-                                       schema=schema)
+    consents = [
+        ["analytics"] if listed else "analytics",
+        None,
+        [] if listed else "",
+        ["support"] if listed else "support",
+        ["marketing", "analytics"] if listed else "marketing|analytics",
+    ]
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "customer_id": ["c-1", "c-2", "c-3", "c-4", "c-5"],
+            "consents": consents,
+            "signup": ["2024-01-09", BAD_DATE, BAD_DATE, BAD_DATE, "2024-03-31"],
+        },
+        schema=schema,
+    )
     plan = bound(CONSENT, schema)
     out, counts = plan.apply_batch(batch)
     assert out.schema == plan.plan.output_schema
-    assert out.to_pylist() == [{"customer_id": "c-1", "signup": date(2024, 1, 1)},
-                               {"customer_id": "c-5", "signup": date(2024, 3, 1)}]
+    assert out.to_pylist() == [
+        {"customer_id": "c-1", "signup": date(2024, 1, 1)},
+        {"customer_id": "c-5", "signup": date(2024, 3, 1)},
+    ]
     assert counts == {"read": 5, "written": 2, "dropped.no_consent": 3}
 
 
@@ -213,32 +248,105 @@ fields:
   comment:     {action: replace, value: "[removed]"}
   internal:    {action: drop}
 """
-ALL_SCHEMA = pa.schema([
-    ("customer_id", pa.string()), ("email", pa.string()), ("phone", pa.string()), ("birth_date", pa.date32()),
-    ("zip", pa.string()), ("income", pa.int64()), ("signup", pa.string()), ("score", pa.float64()),
-    ("gender", pa.string()), ("lat", pa.float64()), ("visit", pa.date32()), ("notes", pa.string()),
-    ("first_name", pa.string()), ("country", pa.string()), ("ssn", pa.string()), ("comment", pa.string()),
-    ("internal", pa.string()),
-])
-ALL_OUTPUT_SCHEMA = pa.schema([
-    ("customer_key", pa.string()), ("email", pa.string()), ("phone", pa.string()), ("age_band", pa.string()),
-    ("zip", pa.string()), ("income", pa.int64()), ("signup", pa.date32()), ("score", pa.string()),
-    ("gender", pa.string()), ("lat", pa.float64()), ("visit", pa.date32()), ("notes", pa.string()),
-    ("first_name", pa.string()), ("country", pa.string()), ("ssn", pa.string()), ("comment", pa.string()),
-])
+ALL_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("email", pa.string()),
+        ("phone", pa.string()),
+        ("birth_date", pa.date32()),
+        ("zip", pa.string()),
+        ("income", pa.int64()),
+        ("signup", pa.string()),
+        ("score", pa.float64()),
+        ("gender", pa.string()),
+        ("lat", pa.float64()),
+        ("visit", pa.date32()),
+        ("notes", pa.string()),
+        ("first_name", pa.string()),
+        ("country", pa.string()),
+        ("ssn", pa.string()),
+        ("comment", pa.string()),
+        ("internal", pa.string()),
+    ]
+)
+ALL_OUTPUT_SCHEMA = pa.schema(
+    [
+        ("customer_key", pa.string()),
+        ("email", pa.string()),
+        ("phone", pa.string()),
+        ("age_band", pa.string()),
+        ("zip", pa.string()),
+        ("income", pa.int64()),
+        ("signup", pa.date32()),
+        ("score", pa.string()),
+        ("gender", pa.string()),
+        ("lat", pa.float64()),
+        ("visit", pa.date32()),
+        ("notes", pa.string()),
+        ("first_name", pa.string()),
+        ("country", pa.string()),
+        ("ssn", pa.string()),
+        ("comment", pa.string()),
+    ]
+)
 ALL_ROWS = [
-    {"customer_id": "c-1", "email": " Jane@Example.org", "phone": "+31 6 1234 5678", "birth_date": date(1990, 6, 1),
-     "zip": "94110", "income": 52300, "signup": "2024-05-17", "score": 72.5, "gender": "F", "lat": 52.3702,
-     "visit": date(2024, 3, 1), "notes": "prefers email", "first_name": "Jane", "country": "NL", "ssn": "123-45-6789",
-     "comment": "hello", "internal": "x"},
-    {"customer_id": "c-2", "email": "bob@example.org", "phone": "0612", "birth_date": date(2010, 1, 1),
-     "zip": "10001", "income": 9999, "signup": "2023-12-31T23:00:00", "score": -1.0, "gender": "X", "lat": -0.05,
-     "visit": date(2024, 2, 29), "notes": "", "first_name": "Bob", "country": "US", "ssn": "987-65-4321",
-     "comment": "", "internal": "y"},
-    {"customer_id": "c-1", "email": "jane@example.org", "phone": "12", "birth_date": date(1950, 1, 1),
-     "zip": "9", "income": 150000, "signup": "2024-01-01", "score": 100.0, "gender": "M", "lat": 0.0,
-     "visit": date(2024, 3, 2), "notes": "Zoë 👍🏽", "first_name": "Jane", "country": "NL", "ssn": None,
-     "comment": None, "internal": None},
+    {
+        "customer_id": "c-1",
+        "email": " Jane@Example.org",
+        "phone": "+31 6 1234 5678",
+        "birth_date": date(1990, 6, 1),
+        "zip": "94110",
+        "income": 52300,
+        "signup": "2024-05-17",
+        "score": 72.5,
+        "gender": "F",
+        "lat": 52.3702,
+        "visit": date(2024, 3, 1),
+        "notes": "prefers email",
+        "first_name": "Jane",
+        "country": "NL",
+        "ssn": "123-45-6789",
+        "comment": "hello",
+        "internal": "x",
+    },
+    {
+        "customer_id": "c-2",
+        "email": "bob@example.org",
+        "phone": "0612",
+        "birth_date": date(2010, 1, 1),
+        "zip": "10001",
+        "income": 9999,
+        "signup": "2023-12-31T23:00:00",
+        "score": -1.0,
+        "gender": "X",
+        "lat": -0.05,
+        "visit": date(2024, 2, 29),
+        "notes": "",
+        "first_name": "Bob",
+        "country": "US",
+        "ssn": "987-65-4321",
+        "comment": "",
+        "internal": "y",
+    },
+    {
+        "customer_id": "c-1",
+        "email": "jane@example.org",
+        "phone": "12",
+        "birth_date": date(1950, 1, 1),
+        "zip": "9",
+        "income": 150000,
+        "signup": "2024-01-01",
+        "score": 100.0,
+        "gender": "M",
+        "lat": 0.0,
+        "visit": date(2024, 3, 2),
+        "notes": "Zoë 👍🏽",
+        "first_name": "Jane",
+        "country": "NL",
+        "ssn": None,
+        "comment": None,
+        "internal": None,
+    },
 ]
 
 
@@ -292,7 +400,7 @@ def test_all_actions_give_the_expected_plain_values():
     assert [r["score"] for r in out] == ["50-99", "<0", "100+"]
     assert [r["gender"] for r in out] == ["female", "other", "male"]
     assert [r["lat"] for r in out] == [52.4, -0.1, 0.0]
-    assert (first["visit"] - date(2024, 3, 1)) == (third["visit"] - date(2024, 3, 2))   # same subject
+    assert (first["visit"] - date(2024, 3, 1)) == (third["visit"] - date(2024, 3, 2))  # same subject
     assert first["first_name"] == third["first_name"]
     assert [r["country"] for r in out] == ["NL", "US", "NL"]
     assert [r["ssn"] for r in out] == [None, None, None]
@@ -341,8 +449,7 @@ def test_memoization_does_not_change_results(values):
 
 
 @FAST
-@given(st.lists(st.one_of(st.none(), st.sampled_from(["2024-05-17", "2024-02-30", "x", "2023-01-31"])),
-                max_size=25))
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["2024-05-17", "2024-02-30", "x", "2023-01-31"])), max_size=25))
 def test_memoization_keeps_nulls_and_failures_in_place(values):
     memo, plain = map_column(MONTH, values, None, memo=True), map_column(MONTH, values, None, memo=False)
     assert memo[:2] == plain[:2]
@@ -409,7 +516,7 @@ def is_iso_date(text: str) -> bool:
 def test_no_leak_from_width_on_strings(value):
     baseline = failure_text("amount", SENTINEL)
     texts = failure_text("amount", value)
-    assert texts == baseline     # nothing in the errors or the counts depends on the value
+    assert texts == baseline  # nothing in the errors or the counts depends on the value
     assume(all(value not in text for text in (*baseline[:2], *baseline[2])))
     assert all(value not in text for text in (*texts[:2], *texts[2]))
 

@@ -35,8 +35,7 @@ class ActionParams(BaseModel):
             `drop_record`, or `fail` the job. The raw value never passes through.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True,
-                              populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, populate_by_name=True)
 
     as_: str | None = Field(None, alias="as", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     on_error: OnError = "null"

@@ -70,5 +70,6 @@ def _bind(params: DateShiftParams, ctx: BindContext):
     return date_shift
 
 
-ACTION = Action("date_shift", DateShiftParams, bind=_bind, output_type=same_type,
-                accepts=DATES, keyed=True, per_subject=True)
+ACTION = Action(
+    "date_shift", DateShiftParams, bind=_bind, output_type=same_type, accepts=DATES, keyed=True, per_subject=True
+)

@@ -39,5 +39,13 @@ def _bind(_params: EncryptParams, ctx: BindContext):
     return encrypt
 
 
-ACTION = Action("encrypt", EncryptParams, bind=_bind, output_type=string_type,
-                accepts=frozenset({"string"}), keyed=True, deterministic=False, reversible=True)
+ACTION = Action(
+    "encrypt",
+    EncryptParams,
+    bind=_bind,
+    output_type=string_type,
+    accepts=frozenset({"string"}),
+    keyed=True,
+    deterministic=False,
+    reversible=True,
+)

@@ -32,8 +32,10 @@ class FakeParams(ActionParams):
         except TypeError:
             sample = None
         if not isinstance(sample, (str, int, float)):
-            raise ValueError(f"Faker provider '{self.provider}' does not make a text value; "
-                             "use one like first_name, last_name, name, email, city, street_address")
+            raise ValueError(
+                f"Faker provider '{self.provider}' does not make a text value; "
+                "use one like first_name, last_name, name, email, city, street_address"
+            )
         return self
 
 

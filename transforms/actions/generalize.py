@@ -57,8 +57,10 @@ class GeneralizeParams(ActionParams):
     def _exactly_one(self) -> "GeneralizeParams":
         chosen = [v for v in VARIANTS if getattr(self, v) is not None]
         if len(chosen) != 1:
-            raise ValueError(f"generalize takes exactly one of {', '.join(VARIANTS)}"
-                             + (f" (got {', '.join(chosen)})" if chosen else ""))
+            raise ValueError(
+                f"generalize takes exactly one of {', '.join(VARIANTS)}"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
         edges = self.bins or self.age_bins
         if edges and any(b <= a for a, b in zip(edges, edges[1:])):
             raise ValueError("bin edges must be strictly increasing")
@@ -135,7 +137,7 @@ def _bind(p: GeneralizeParams, _ctx: BindContext):
     if variant == "date":
         return lambda v: period_start(as_date(v), p.date)
     if variant == "prefix":
-        return lambda v: as_text(v)[:p.prefix]
+        return lambda v: as_text(v)[: p.prefix]
     if variant == "round":
         return lambda v: round(_number(v), p.round)
     mapping, other = p.map, p.other
@@ -166,9 +168,15 @@ def _output_type(p: GeneralizeParams, input_type: pa.DataType) -> pa.DataType:
 
 
 ACCEPTS: dict[str, frozenset[Kind]] = {
-    "bins": NUMERIC, "age_bins": DATES, "width": NUMERIC, "date": DATES,
-    "prefix": frozenset({"string", "integer"}), "map": SCALARS, "round": NUMERIC,
+    "bins": NUMERIC,
+    "age_bins": DATES,
+    "width": NUMERIC,
+    "date": DATES,
+    "prefix": frozenset({"string", "integer"}),
+    "map": SCALARS,
+    "round": NUMERIC,
 }
 
-ACTION = Action("generalize", GeneralizeParams, bind=_bind, output_type=_output_type,
-                accepts=lambda p: ACCEPTS[p.variant])
+ACTION = Action(
+    "generalize", GeneralizeParams, bind=_bind, output_type=_output_type, accepts=lambda p: ACCEPTS[p.variant]
+)

@@ -31,7 +31,7 @@ def mask(value: str, *, keep_first: int, keep_last: int, char: str) -> str:
     n = len(value)
     if keep_first + keep_last >= n:
         return char * n
-    return value[:keep_first] + char * (n - keep_first - keep_last) + value[n - keep_last:]
+    return value[:keep_first] + char * (n - keep_first - keep_last) + value[n - keep_last :]
 
 
 def _bind(params: MaskParams, _ctx: BindContext):
@@ -39,5 +39,4 @@ def _bind(params: MaskParams, _ctx: BindContext):
     return lambda value: mask(as_text(value), keep_first=first, keep_last=last, char=char)
 
 
-ACTION = Action("mask", MaskParams, bind=_bind, output_type=string_type,
-                accepts=frozenset({"string", "integer"}))
+ACTION = Action("mask", MaskParams, bind=_bind, output_type=string_type, accepts=frozenset({"string", "integer"}))

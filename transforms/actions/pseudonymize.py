@@ -44,8 +44,9 @@ class PseudonymizeParams(ActionParams):
             full = FULL_LENGTH[self.encoding]
             shortest = -(-MIN_BITS // BITS_PER_CHAR[self.encoding])
             if not shortest <= self.length <= full:
-                raise ValueError(f"length for {self.encoding} must be between {shortest} "
-                                 f"(64 bits) and {full} characters")
+                raise ValueError(
+                    f"length for {self.encoding} must be between {shortest} (64 bits) and {full} characters"
+                )
         return self
 
 
@@ -81,5 +82,11 @@ def _bind(params: PseudonymizeParams, ctx: BindContext):
     return pseudonymize
 
 
-ACTION = Action("pseudonymize", PseudonymizeParams, bind=_bind, output_type=string_type,
-                accepts=frozenset({"string", "integer"}), keyed=True)
+ACTION = Action(
+    "pseudonymize",
+    PseudonymizeParams,
+    bind=_bind,
+    output_type=string_type,
+    accepts=frozenset({"string", "integer"}),
+    keyed=True,
+)

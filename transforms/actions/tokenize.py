@@ -34,8 +34,9 @@ class TokenizeParams(ActionParams):
     @classmethod
     def _ff1_not_yet(cls, method: str) -> str:
         if method == "ff1":
-            raise ValueError("tokenize method 'ff1' (format-preserving) is not available in "
-                             "this version; use method: siv")
+            raise ValueError(
+                "tokenize method 'ff1' (format-preserving) is not available in this version; use method: siv"
+            )
         return method
 
 
@@ -64,5 +65,12 @@ def _bind(params: TokenizeParams, ctx: BindContext):
     return tokenize
 
 
-ACTION = Action("tokenize", TokenizeParams, bind=_bind, output_type=string_type,
-                accepts=frozenset({"string"}), keyed=True, reversible=True)
+ACTION = Action(
+    "tokenize",
+    TokenizeParams,
+    bind=_bind,
+    output_type=string_type,
+    accepts=frozenset({"string"}),
+    keyed=True,
+    reversible=True,
+)
