@@ -7,7 +7,6 @@ starting `error:` on stderr and exit 2; a bug exits 1. `--debug` shows traceback
 
 import json
 import logging
-import os
 import re
 import sys
 import warnings
@@ -16,6 +15,8 @@ from typing import Annotated, Optional
 import typer
 
 from veil.errors import VeilError
+from veil.pipelines.cli_keys import keys_app
+from veil.pipelines.terminal import stderr_console, stdout_console
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,78 +24,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="veil: per-purpose privacy policies for Apache Beam pipelines.",
 )
-keys_app = typer.Typer(no_args_is_help=True, help="Manage a keyset (versioned root keys wrapped by a master key).")
 app.add_typer(keys_app, name="keys")
 
-DEFAULT_KEYSET = ".veil/keyset.json"
 _BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
 _REMOTE_ERROR = re.compile(r"veil\.errors\.\w+: (.+)")
 _flags = {"debug": False, "verbose": False}
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
-def _stdout():
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
-def _keyset_option(value: Optional[str]) -> str:
-    return value or os.environ.get("VEIL_KEYSET") or DEFAULT_KEYSET
-
-
-KeysetOpt = Annotated[
-    Optional[str], typer.Option("--keyset", help=f"Keyset path (default: $VEIL_KEYSET or {DEFAULT_KEYSET}).")
-]
-
-
-@keys_app.command("init")
-def keys_init(keyset: KeysetOpt = None) -> None:
-    """Create a keyset with one primary key."""
-    from veil.keys import init_keyset
-    from veil.keys.keyset import dev_master_key_path
-
-    path = _keyset_option(keyset)
-    wrote_dev_key = init_keyset(path)
-    _stdout().print(f"created keyset {path} (key version 1, primary)")
-    if wrote_dev_key:
-        _stderr().print(
-            f"[bold yellow]WARNING:[/] wrote a DEVELOPMENT master key to {dev_master_key_path(path)} "
-            "(mode 0600). It is for development only: in production set VEIL_MASTER_KEY "
-            "from your secret manager and keep no key file beside the keyset."
-        )
-
-
-@keys_app.command("rotate")
-def keys_rotate(keyset: KeysetOpt = None) -> None:
-    """Add a new primary key; older keys stay readable."""
-    from veil.keys import rotate_keyset
-
-    path = _keyset_option(keyset)
-    version = rotate_keyset(path)
-    _stdout().print(
-        f"keyset {path}: key version {version} is the new primary; policies without key_version now write with it"
-    )
-
-
-@keys_app.command("list")
-def keys_list(keyset: KeysetOpt = None) -> None:
-    """List key versions, status and creation time (never key material)."""
-    from rich.table import Table
-
-    from veil.keys import read_keyset
-
-    keyset_file = read_keyset(_keyset_option(keyset))
-    table = Table("version", "status", "created", "primary")
-    for info in keyset_file.infos:
-        primary = "yes" if info.version == keyset_file.primary else ""
-        table.add_row(str(info.version), info.status, info.created, primary)
-    _stdout().print(table)
 
 
 @app.command()
@@ -110,7 +44,7 @@ def validate(
     if input:
         plan = _plan_for(loaded, input)
         message += f" fits {input}: {len(plan.ops)} output fields, {len(plan.dropped)} dropped"
-    _stdout().print(message)
+    stdout_console().print(message)
 
 
 def _plan_for(policy, input_pattern: str):
@@ -139,7 +73,7 @@ def plan(
     )
     for op in compiled.ops:
         table.add_row(op.source, str(schema.field(op.source).type), op.action, op.output, str(op.output_type))
-    console = _stdout()
+    console = stdout_console()
     console.print(table)
     if compiled.dropped:
         console.print("dropped (not in the output): " + ", ".join(compiled.dropped))
@@ -212,7 +146,7 @@ def run(
             beam_args=beam_args,
         )
     if show:
-        _stderr().print(summary_table(manifests))
+        stderr_console().print(summary_table(manifests))
 
 
 @app.command()
@@ -231,7 +165,7 @@ def demo(
     """Synthetic customers through the example policies (analytics, marketing, support), end to end."""
     from veil.pipelines.demo import run_demo
 
-    run_demo(rows=rows, out=out, console=_stdout())
+    run_demo(rows=rows, out=out, console=stdout_console())
 
 
 def _find_veil_error(error: BaseException) -> Optional[str]:
@@ -269,7 +203,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     except KeyboardInterrupt:
-        _stderr().print("error: interrupted")
+        stderr_console().print("error: interrupted")
         return 130
     except Exception as error:  # click usage errors, then Beam-wrapped veil errors, then bugs
         if hasattr(error, "show") and hasattr(error, "exit_code"):
