@@ -50,22 +50,25 @@ def staging_dir(folder: str, run_id: str) -> str:
     return FileSystems.join(folder, STAGING + run_id)
 
 
-def commit(folder: str, staging: str, manifest: bytes) -> list[str]:
-    """Replace the previous veil output in `folder` by the staged files; manifest last.
+def _staged(staging: str) -> list[str]:
+    return [m.path for m in FileSystems.match([FileSystems.join(staging, "part-*")])[0].metadata_list]
 
-    Returns:
-        the names of the data files now in `folder`.
-    """
+
+def staged_names(staging: str) -> list[str]:
+    """Names of the data files a run staged (what the manifest lists)."""
+    return sorted(posixpath.basename(p) for p in _staged(staging))
+
+
+def commit(folder: str, staging: str, manifest: bytes) -> None:
+    """Replace the previous veil output in `folder` by the staged files; manifest last."""
     old = [FileSystems.join(folder, n) for n in _names(folder) if n.startswith(VEIL_FILES)]
     if old:
         FileSystems.delete(old)
-    staged = [m.path for m in FileSystems.match([FileSystems.join(staging, "part-*")])[0].metadata_list]
-    names = sorted(posixpath.basename(p) for p in staged)
+    staged = _staged(staging)
     if staged:
         FileSystems.rename(staged, [FileSystems.join(folder, posixpath.basename(p)) for p in staged])
     discard(staging)
     storage.write_bytes(FileSystems.join(folder, "_manifest.json"), manifest)
-    return names
 
 
 def discard(staging: str) -> None:
