@@ -7,9 +7,9 @@ actions and documented in the README). The KeyRing hands out primitives, never b
 
 from collections.abc import Mapping
 
-from veil.errors import KeyAccessError
+from veil.errors import IntegrityError, KeyAccessError
 from veil.keys import _primitives
-from veil.keys.keyset import read_keyset, resolve_master_key, unwrap_keys
+from veil.keys.keyset import master_key_for, read_keyset, unwrap_keys
 
 
 class KeyRing:
@@ -19,9 +19,10 @@ class KeyRing:
         primary: the version new tokens are made with unless a policy pins another.
     """
 
-    def __init__(self, roots: Mapping[int, bytes], primary: int):
+    def __init__(self, roots: Mapping[int, bytes], primary: int, unusable: Mapping[int, str] | None = None):
         self._roots = dict(roots)
         self.primary = primary
+        self._unusable = dict(unusable or {})  # version -> status, for keys in the keyset that cannot be used
         self._cache: dict[tuple[str, str, int], object] = {}
 
     def __reduce__(self):
@@ -39,10 +40,36 @@ class KeyRing:
         """The version to write with: `pinned` if given (and usable), else the primary."""
         version = self.primary if pinned is None else pinned
         if version not in self._roots:
+            status = self._unusable.get(version)
+            if status == "disabled":
+                raise KeyAccessError(
+                    f"key version {version} is disabled: enable it with 'veil keys enable --id {version}' "
+                    "to read or write with it"
+                )
+            if status == "destroyed":
+                raise KeyAccessError(
+                    f"key version {version} is destroyed: its key is gone, so nothing can be read or "
+                    f"written with it (usable versions: {', '.join(map(str, self.versions))})"
+                )
             raise KeyAccessError(
                 f"key version {version} is not in the keyset (usable versions: {', '.join(map(str, self.versions))})"
             )
         return version
+
+    def readable_version(self, version: int) -> int:
+        """`version` (as carried by a token) if its key can be used to read.
+
+        Raises:
+            IntegrityError: the keyset never had that version (a forged or foreign token).
+            KeyAccessError: the version exists but is disabled or destroyed.
+        """
+        if version in self._roots:
+            return version
+        status = self._unusable.get(version)
+        if status is None:
+            raise IntegrityError("token names a key version this keyset does not have")
+        hint = f"enable it with 'veil keys enable --id {version}'" if status == "disabled" else "it cannot come back"
+        raise KeyAccessError(f"key version {version} is {status}, so data made with it cannot be read: {hint}")
 
     def _derive(self, kind: str, info: str, version: int, length: int):
         cache_key = (kind, info, version)
@@ -68,11 +95,22 @@ class KeyRing:
 
 
 def open_keyring(path: str) -> KeyRing:
-    """Read the keyset at `path` (local or any Beam FileSystems URI) and unwrap its keys."""
+    """Read the keyset at `path` (local or any Beam FileSystems URI) and unwrap its enabled keys.
+
+    The master key comes from the source the keyset records (see `veil.keys.keyset`). Disabled
+    and destroyed keys are not unwrapped; the KeyRing knows only their status, so that asking
+    for one says why it cannot be used.
+
+    Raises:
+        KeyAccessError: the keyset or its master key is missing, wrong or corrupt, or its
+            primary is not enabled.
+
+    Security: the returned KeyRing holds unwrapped root keys in memory; it refuses pickling.
+    """
     keyset = read_keyset(path)
-    roots = unwrap_keys(keyset, resolve_master_key(path))
     enabled = {info.version for info in keyset.infos if info.status == "enabled"}
-    usable = {version: root for version, root in roots.items() if version in enabled}
-    if keyset.primary not in usable:
+    if keyset.primary not in enabled:
         raise KeyAccessError(f"keyset {path}: primary key version {keyset.primary} is not enabled")
-    return KeyRing(usable, keyset.primary)
+    usable = unwrap_keys(keyset, master_key_for(keyset), versions=enabled)  # disabled keys stay wrapped
+    unusable = {info.version: info.status for info in keyset.infos if info.version not in usable}
+    return KeyRing(usable, keyset.primary, unusable)

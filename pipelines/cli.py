@@ -82,6 +82,13 @@ def plan(
         console.print("record gates: " + "; ".join(gates))
 
 
+def _quiet_workers(beam_args: list[str]) -> list[str]:
+    """Beam options plus a quiet log level for worker processes (they log on their own) unless --verbose."""
+    if _flags["verbose"] or any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+        return beam_args
+    return [*beam_args, "--default_sdk_harness_log_level=CRITICAL"]
+
+
 def _split_beam_args(tokens: list[str]) -> tuple[list[str], list[str]]:
     """Policies vs. Beam pipeline options (`--flag value` or `--flag=value`) among free arguments."""
     policies, beam_args = [], []
@@ -127,8 +134,7 @@ def run(
     from veil.transforms.policy import load_policy
 
     policy_files, beam_args = _split_beam_args(policies)
-    if not _flags["verbose"] and not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
-        beam_args.append("--default_sdk_harness_log_level=CRITICAL")  # worker processes log on their own
+    beam_args = _quiet_workers(beam_args)
     if not policy_files:
         raise typer.BadParameter("name at least one policy file", param_hint="POLICIES")
     loaded = [load_policy(path) for path in policy_files]
@@ -147,6 +153,49 @@ def run(
         )
     if show:
         stderr_console().print(summary_table(manifests))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def detokenize(
+    policy: Annotated[list[str], typer.Argument(help="The policy that made the data, then any Beam options.")],
+    input: Annotated[str, typer.Option("--input", help="A veil output folder (with its _manifest.json).")],
+    output: Annotated[str, typer.Option("--output", help="Folder for the restored copy.")],
+    fields: Annotated[str, typer.Option("--fields", help="Output fields to restore, comma-separated.")],
+    on_error: Annotated[str, typer.Option("--on-error", help="fail (default) or null for values that fail.")] = "fail",
+    key_version: Annotated[
+        Optional[int], typer.Option("--key-version", help="Key version of ff1 tokens (default: the manifest's).")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+    keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous veil output.")] = False,
+) -> None:
+    """Restore tokenized and encrypted fields of a veil output (every use is audited)."""
+    from veil.pipelines.console import beam_chatter_hidden
+    from veil.pipelines.detokenize import detokenize_job
+    from veil.transforms.policy import load_policy
+
+    policy_files, beam_args = _split_beam_args(policy)
+    if len(policy_files) != 1:
+        raise typer.BadParameter("name exactly one policy file", param_hint="POLICY")
+    loaded = load_policy(policy_files[0])
+    names = [name.strip() for name in fields.split(",") if name.strip()]
+    with beam_chatter_hidden(not _flags["verbose"]):
+        summary = detokenize_job(
+            loaded,
+            input,
+            output,
+            names,
+            keyset=keyset,
+            key_version=key_version,
+            on_error=on_error,
+            output_format=format,
+            overwrite=overwrite,
+            beam_args=_quiet_workers(beam_args),
+        )
+    if sys.stderr.isatty():
+        restored = ", ".join(f"{f} {n}" for f, n in summary["counts"]["restored"].items())
+        failed = ", ".join(f"{f} {n}" for f, n in summary["counts"]["failed"].items()) or "none"
+        stderr_console().print(f"restored {restored}; failed: {failed}; written to {output} (audited)")
 
 
 @app.command()

@@ -19,8 +19,17 @@ from veil.keys import open_keyring
 from veil.transforms.engine import BoundPlan, Record
 from veil.transforms.plan import Plan, compile_plan
 from veil.transforms.policy import Policy, resolve_keyset
+from veil.transforms.reverse import BoundReverse, reverse_ops
 
-__all__ = ["ArrowBatchCoder", "Sanitize", "SanitizeBatches", "metrics_namespace", "progress"]
+__all__ = [
+    "ArrowBatchCoder",
+    "Detokenize",
+    "DetokenizeBatches",
+    "Sanitize",
+    "SanitizeBatches",
+    "metrics_namespace",
+    "progress",
+]
 
 ROWS_PER_BATCH = 2048
 
@@ -73,18 +82,32 @@ class ArrowBatchCoder(beam.coders.Coder):
 beam.coders.registry.register_coder(pa.RecordBatch, ArrowBatchCoder)
 
 
-class _SanitizeFn(beam.DoFn):
+class _CountingFn(beam.DoFn):
+    """A DoFn that reports a purpose's outcome counts to Beam Metrics."""
+
+    def __init__(self, purpose: str):
+        self._namespace = metrics_namespace(purpose)
+
+    def _count(self, counts: Counter) -> None:
+        counters = self.__dict__.setdefault("_counters", {})
+        for name, value in counts.items():
+            if value:
+                if name not in counters:
+                    counters[name] = Metrics.counter(self._namespace, name)
+                counters[name].inc(value)
+
+
+class _SanitizeFn(_CountingFn):
     """Shared setup: compile (if needed) and bind the plan on the worker, count outcomes."""
 
     def __init__(self, plan: Plan | None, policy: Policy, keyset: str | None, key_version: int | None):
+        super().__init__(policy.purpose)
         self._plan, self._policy = plan, policy
         self._keyset, self._key_version = keyset, key_version
-        self._namespace = metrics_namespace(policy.purpose)
 
     def setup(self) -> None:
         self._keyring = open_keyring(self._keyset) if self._keyset else None
         self._bound: dict[Any, BoundPlan] = {}
-        self._counters: dict[str, Any] = {}
 
     def _bound_plan(self, schema: pa.Schema | None) -> BoundPlan:
         key = None if self._plan is not None else schema
@@ -95,12 +118,7 @@ class _SanitizeFn(beam.DoFn):
         return bound
 
     def _count(self, counts: Counter) -> None:
-        for name, value in counts.items():
-            if value:
-                counter = self._counters.get(name)
-                if counter is None:
-                    counter = self._counters[name] = Metrics.counter(self._namespace, name)
-                counter.inc(value)
+        super()._count(counts)
         progress.add(counts["read"])
 
 
@@ -176,5 +194,79 @@ class SanitizeBatches(beam.PTransform):
 
     def expand(self, batches):
         return batches | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(
+            pa.RecordBatch
+        )
+
+
+class _DetokenizeFn(_CountingFn):
+    """Restore named fields on the worker; count restored and failed values per field."""
+
+    def __init__(self, policy: Policy, ops: tuple, keyset: str, key_version: int | None):
+        super().__init__(policy.purpose)
+        self._policy, self._ops, self._keyset, self._key_version = policy, ops, keyset, key_version
+
+    def setup(self) -> None:
+        self._reverse = BoundReverse(self._policy, self._ops, open_keyring(self._keyset), self._key_version)
+
+
+class _DetokenizeBatchFn(_DetokenizeFn):
+    def process(self, batch: pa.RecordBatch) -> Iterable[pa.RecordBatch]:
+        out, counts = self._reverse.apply_batch(batch)
+        self._count(counts)
+        yield out
+
+
+class _DetokenizeRowsFn(_DetokenizeFn):
+    def process(self, record: Record) -> Iterable[Record]:
+        rows, counts = self._reverse.apply_rows([record])
+        self._count(counts)
+        yield from rows
+
+
+class _Detokenize(beam.PTransform):
+    _fn_class: type
+
+    def __init__(
+        self,
+        policy: Policy,
+        fields: Iterable[str],
+        *,
+        keyset: str | None = None,
+        key_version: int | None = None,
+        label: str | None = None,
+    ):
+        super().__init__(label or f"{type(self).__name__}[{policy.purpose}]")
+        ops = reverse_ops(policy, list(fields))
+        self._fn = self._fn_class(policy, ops, resolve_keyset(policy, keyset), key_version)
+
+
+class Detokenize(_Detokenize):
+    """PCollection of dict records -> the same records with the named fields restored.
+
+    Restored fields take back their input names (`email_token` -> `email`). A value that fails
+    authentication becomes null and is counted (`failed.<field>` in Beam Metrics); callers that
+    must not go on with failures check that counter (as `veil detokenize` does).
+
+    Args:
+        policy: the policy that made the data.
+        fields: output field names to restore (tokenize or encrypt fields only).
+        keyset: keyset path or URI overriding `VEIL_KEYSET` and the policy's `keyset`.
+        key_version: the key version of ff1 tokens (they carry none; see the run's manifest).
+        label: the transform label.
+    """
+
+    _fn_class = _DetokenizeRowsFn
+
+    def expand(self, records):
+        return records | "Restore" >> beam.ParDo(self._fn).with_output_types(dict[str, Any])
+
+
+class DetokenizeBatches(_Detokenize):
+    """`Detokenize` for PCollections of `pyarrow.RecordBatch`."""
+
+    _fn_class = _DetokenizeBatchFn
+
+    def expand(self, batches):
+        return batches | "Restore" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(
             pa.RecordBatch
         )

@@ -53,6 +53,8 @@ class Policy(BaseModel):
         key_version: pin deterministic outputs to this root key version (default: primary).
         default: `drop` fields the policy does not name, or `error` on them.
         consent: the consent gate.
+        audit_log: where re-identifications (detokenize) append a line; default `audit.jsonl`
+            beside the keyset. A relative path is against the policy's folder.
         fields: input field name -> action.
     """
 
@@ -66,6 +68,7 @@ class Policy(BaseModel):
     key_version: int | None = Field(None, ge=1)
     default: Literal["drop", "error"] = "drop"
     consent: ConsentSpec | None = None
+    audit_log: str | None = None
     fields: dict[str, FieldSpec] = Field(..., min_length=1)
 
     _source: str | None = PrivateAttr(None)
@@ -195,7 +198,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
 def load_policy(path: str | os.PathLike) -> Policy:
     """Load and validate the policy file at `path` (local or any Beam FileSystems URI).
 
-    A relative `keyset` path is resolved against the policy file's folder.
+    Relative `keyset` and `audit_log` paths are resolved against the policy file's folder.
     """
     path = str(path)
     try:
@@ -209,15 +212,31 @@ def load_policy(path: str | os.PathLike) -> Policy:
     except UnicodeDecodeError:
         raise ConfigError(f"policy {path} is not UTF-8 text") from None
     policy = parse_policy(text, path)
-    if policy.keyset and not storage.is_remote(policy.keyset) and not Path(policy.keyset).is_absolute():
-        if storage.is_remote(path):
-            keyset = posixpath.join(posixpath.dirname(path), policy.keyset)
-        else:
-            keyset = str(Path(path).parent / policy.keyset)
-        policy = policy.model_copy(update={"keyset": keyset})
+    relative = {name: _beside(path, value) for name in ("keyset", "audit_log") if (value := getattr(policy, name))}
+    policy = policy.model_copy(update=relative)
     policy._source = path
     policy._sha256 = hashlib.sha256(raw).hexdigest()
     return policy
+
+
+def _beside(policy_path: str, path: str) -> str:
+    """`path` resolved against the folder of the policy file (absolute paths and URIs unchanged)."""
+    if storage.is_remote(path) or Path(path).is_absolute():
+        return path
+    if storage.is_remote(policy_path):
+        return posixpath.join(posixpath.dirname(policy_path), path)
+    return str(Path(policy_path).parent / path)
+
+
+def resolve_audit_log(policy: Policy, keyset: str) -> str:
+    """The policy's audit log, else `audit.jsonl` beside the keyset."""
+    if policy.audit_log:
+        return policy.audit_log
+    return (
+        posixpath.join(posixpath.dirname(keyset), "audit.jsonl")
+        if storage.is_remote(keyset)
+        else str(Path(keyset).parent / "audit.jsonl")
+    )
 
 
 def policy_json_schema() -> dict[str, Any]:

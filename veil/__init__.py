@@ -23,6 +23,8 @@ _EXPORTS = {
     "Plan": "veil.transforms.plan",
     "Sanitize": "veil.transforms.beam",
     "SanitizeBatches": "veil.transforms.beam",
+    "Detokenize": "veil.transforms.beam",
+    "DetokenizeBatches": "veil.transforms.beam",
     "open_keyring": "veil.keys",
 }
 

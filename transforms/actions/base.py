@@ -6,6 +6,7 @@ Nulls never reach it: a null input is a null output for every action that reads 
 """
 
 import base64
+import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,7 +15,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from veil.errors import ActionError, ErrorCode
+from veil.errors import ActionError, ErrorCode, IntegrityError
 from veil.keys import KeyRing
 
 OnError = Literal["null", "drop_record", "fail"]
@@ -86,7 +87,10 @@ class Action:
         keyed: whether it needs the keyring.
         per_subject: whether its function also takes the record's subject id.
         deterministic: whether equal inputs give equal outputs (enables per-batch memo).
-        reversible: whether `veil detokenize` can undo it.
+        reverse: params + context -> function from an output value back to the input value
+            (raising `IntegrityError` for one that fails authentication); None when the action
+            cannot be undone. The context's key_version is the version to use where the output
+            does not carry one (ff1).
     """
 
     name: str
@@ -97,7 +101,7 @@ class Action:
     keyed: bool = False
     per_subject: bool = False
     deterministic: bool = True
-    reversible: bool = False
+    reverse: Callable[[Any, BindContext], ValueFn] | None = None
 
     def accepted_kinds(self, params: Any) -> frozenset[Kind] | None:
         """The input kinds these params can take (None: any)."""
@@ -166,6 +170,17 @@ def normalizer(steps: tuple[Normalization, ...]) -> Callable[[str], str]:
 def token_text(version: int, payload: bytes) -> str:
     """Text form of a token or ciphertext: `v<key version>.<base64url, no padding>`."""
     return f"v{version}." + base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
+
+
+def parse_token(text: Any) -> tuple[int, bytes]:
+    """(key version, payload) of a `token_text`; `IntegrityError` if it is not one."""
+    if not isinstance(text, str) or not text.startswith("v"):
+        raise IntegrityError("not a veil token")
+    version, _, payload = text[1:].partition(".")
+    try:
+        return int(version), base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    except (ValueError, binascii.Error):
+        raise IntegrityError("not a veil token") from None
 
 
 def as_date(value: Any) -> date:

@@ -3,7 +3,7 @@
 from typing import Literal
 
 from veil.errors import ActionError, ErrorCode
-from veil.transforms.actions.base import Action, ActionParams, BindContext, string_type, token_text
+from veil.transforms.actions.base import Action, ActionParams, BindContext, parse_token, string_type, token_text
 
 
 class EncryptParams(ActionParams):
@@ -39,6 +39,18 @@ def _bind(_params: EncryptParams, ctx: BindContext):
     return encrypt
 
 
+def _reverse(_params: EncryptParams, ctx: BindContext):
+    keyring = ctx.keyring
+    bound_to, info = associated_data(ctx.purpose, ctx.field), key_info(ctx.purpose)
+
+    def decrypt(text):
+        """The plaintext of an `encrypt` output, under the key version it carries."""
+        version, sealed = parse_token(text)
+        return keyring.aead(info, keyring.readable_version(version)).decrypt(sealed, bound_to).decode("utf-8")
+
+    return decrypt
+
+
 ACTION = Action(
     "encrypt",
     EncryptParams,
@@ -47,5 +59,5 @@ ACTION = Action(
     accepts=frozenset({"string"}),
     keyed=True,
     deterministic=False,
-    reversible=True,
+    reverse=_reverse,
 )

@@ -11,6 +11,7 @@ from veil.transforms.actions.base import (
     BindContext,
     Normalization,
     normalizer,
+    parse_token,
     string_type,
     token_text,
 )
@@ -65,6 +66,20 @@ def _bind(params: TokenizeParams, ctx: BindContext):
     return tokenize
 
 
+def _reverse(params: TokenizeParams, ctx: BindContext):
+    keyring = ctx.keyring
+    info = key_info(ctx.purpose, params.domain or ctx.field)
+    associated_data = info.encode("utf-8")
+
+    def detokenize(text):
+        """The (normalized) plaintext of a siv token, under the key version it carries."""
+        version, payload = parse_token(text)
+        daead = keyring.daead(info, keyring.readable_version(version))
+        return daead.decrypt_deterministically(payload, associated_data).decode("utf-8")
+
+    return detokenize
+
+
 ACTION = Action(
     "tokenize",
     TokenizeParams,
@@ -72,5 +87,5 @@ ACTION = Action(
     output_type=string_type,
     accepts=frozenset({"string"}),
     keyed=True,
-    reversible=True,
+    reverse=_reverse,
 )

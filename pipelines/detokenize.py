@@ -1,0 +1,148 @@
+"""The `veil detokenize` job: restore tokenized and encrypted fields of a veil output, audited.
+
+It reads an output folder (its `_manifest.json` says which purpose made it and, for ff1
+tokens, which key version), restores the named fields under their input names, and writes
+a new folder. Values that fail authentication make the job fail, with how many per field,
+unless `on_error` is `null`, when they become null and are counted. Every attempt, failed or
+not, appends one line to the audit log.
+"""
+
+import json
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+
+from veil.errors import ConfigError, IntegrityError, VeilError
+from veil.keys import open_keyring, storage
+from veil.pipelines import outputs
+from veil.pipelines.audit import append_audit, audit_line
+from veil.pipelines.io import ReadBatches, WriteBatches
+from veil.pipelines.job import check_output_format, new_run_id, open_input, query_counts, run_staged, utc_now
+from veil.pipelines.manifest import MANIFEST, manifest_json
+from veil.transforms.beam import DetokenizeBatches
+from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
+from veil.transforms.reverse import FAILED, RESTORED, restored_schema, reverse_ops
+
+ON_ERROR = ("fail", "null")
+
+
+def read_manifest(folder: str) -> dict[str, Any] | None:
+    """The `_manifest.json` of a veil output folder, if there is one."""
+    path = FileSystems.join(folder, MANIFEST)
+    if not storage.exists(path):
+        return None
+    try:
+        return json.loads(storage.read_bytes(path))
+    except ValueError:
+        raise ConfigError(f"manifest {path} is not valid JSON") from None
+
+
+def _ff1_version(policy: Policy, ops, manifest: dict | None, key_version: int | None) -> int | None:
+    ff1 = [op.output for op in ops if getattr(policy.fields[op.source], "method", None) == "ff1"]
+    if not ff1 or key_version is not None:
+        return key_version
+    versions = {((manifest or {}).get("fields", {}).get(name) or {}).get("key_version") for name in ff1}
+    if len(versions) != 1 or None in versions:
+        raise ConfigError(
+            f"ff1 tokens carry no key version and the input has no manifest saying which made "
+            f"{', '.join(ff1)}; pass --key-version N"
+        )
+    return versions.pop()
+
+
+def detokenize_job(
+    policy: Policy,
+    input_dir: str,
+    output: str,
+    fields: list[str],
+    *,
+    keyset: str | None = None,
+    key_version: int | None = None,
+    on_error: str = "fail",
+    output_format: str = "parquet",
+    overwrite: bool = False,
+    beam_args: list[str] | None = None,
+) -> dict[str, Any]:
+    """Restore `fields` of the veil output in `input_dir` into `output`; returns the run's summary.
+
+    Raises:
+        IntegrityError: values failed authentication and `on_error` is `fail`.
+        VeilError: a bad policy, input, key or output.
+    """
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"unknown --on-error '{on_error}'; use fail or null")
+    check_output_format(output_format)
+    ops = reverse_ops(policy, fields)
+    manifest = read_manifest(input_dir)
+    if manifest and manifest.get("purpose") != policy.purpose:
+        raise ConfigError(
+            f"input {input_dir} was made for purpose '{manifest.get('purpose')}', not '{policy.purpose}': "
+            "only the policy that made the data can detokenize it"
+        )
+    source = open_input(input_dir)
+    missing = [op.output for op in ops if op.output not in source.schema.names]
+    if missing:
+        raise ConfigError(f"input {input_dir} has no field {', '.join(missing)}")
+    schema = restored_schema(source.schema, ops)
+    keyset_path = resolve_keyset(policy, keyset)
+    version = _ff1_version(policy, ops, manifest, key_version)
+    open_keyring(keyset_path)  # a wrong master key or keyset fails here, before any data moves
+    outputs.check_output(output, overwrite)
+
+    run_id, started = new_run_id(), utc_now()
+    staging = outputs.staging_dir(output, run_id)
+    audit_path = resolve_audit_log(policy, keyset_path)
+    audit = {
+        "policy": policy.source,
+        "policy_sha256": policy.sha256,
+        "purpose": policy.purpose,
+        "fields": [op.output for op in ops],
+        "input": input_dir,
+        "output": output,
+        "run_id": run_id,
+    }
+
+    def build(pipeline) -> None:
+        _ = (
+            pipeline
+            | "Read" >> ReadBatches(source.files, source.format, source.schema)
+            | "Detokenize" >> DetokenizeBatches(policy, fields, keyset=keyset_path, key_version=version)
+            | "Write" >> WriteBatches(FileSystems.join(staging, "part"), output_format, schema)
+        )
+
+    try:
+        result, runner = run_staged(build, beam_args, stagings=[staging])
+        counts = query_counts(result, policy.purpose)
+        failed = {name[len(FAILED) :]: n for name, n in counts.items() if name.startswith(FAILED) and n}
+        if failed and on_error == "fail":
+            outputs.discard(staging)
+            raise IntegrityError(
+                "; ".join(
+                    f"field '{f}': {n} value{'s' if n > 1 else ''} failed authentication" for f, n in failed.items()
+                )
+                + " (tampered, made for another purpose or field, or under an unknown key); nothing was written. "
+                "Use --on-error null to write them as null"
+            )
+    except VeilError as error:
+        append_audit(audit_path, audit_line("detokenize", **audit, outcome="failed", error=type(error).__name__))
+        raise
+    summary = {
+        "kind": "detokenize",
+        "run_id": run_id,
+        "started": started,
+        "finished": utc_now(),
+        "purpose": policy.purpose,
+        "policy": {"path": policy.source, "sha256": policy.sha256},
+        "inputs": source.describe(),
+        "output": {"folder": output, "format": output_format, "files": outputs.staged_names(staging)},
+        "runner": runner,
+        "keys": {"keyset": keyset_path, "ff1_key_version": version},
+        "fields": {op.output: {"restored_as": op.source, "action": op.action} for op in ops},
+        "counts": {
+            "restored": {n[len(RESTORED) :]: v for n, v in counts.items() if n.startswith(RESTORED)},
+            "failed": failed,
+        },
+    }
+    outputs.commit(output, staging, manifest_json(summary))
+    append_audit(audit_path, audit_line("detokenize", **audit, outcome="ok", counts=summary["counts"]))
+    return summary

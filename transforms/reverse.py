@@ -1,0 +1,128 @@
+"""Undo reversible protection (tokenize, encrypt) for named output fields: the pure part.
+
+A value that fails authentication (tampered, made for another purpose or field, an unknown
+key version) is never guessed at: it becomes null and is counted; the job decides whether a
+count above zero fails it. Restored fields take back their input names.
+"""
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from veil.errors import ConfigError, IntegrityError
+from veil.keys import KeyRing
+from veil.transforms.actions.base import BindContext
+from veil.transforms.policy import Policy
+from veil.transforms.registry import REGISTRY
+
+RESTORED, FAILED = "restored.", "failed."
+
+
+@dataclass(frozen=True)
+class ReverseOp:
+    """One field to restore.
+
+    Attributes:
+        output: the protected field's name in the data (e.g. `email_token`).
+        source: the name it is restored under (the policy's input field, e.g. `email`).
+        action: the action that made it (tokenize or encrypt).
+    """
+
+    output: str
+    source: str
+    action: str
+
+
+def reverse_ops(policy: Policy, fields: Sequence[str]) -> tuple[ReverseOp, ...]:
+    """The ops restoring `fields` (output names) of `policy`'s view; `ConfigError` if one cannot be."""
+    by_output = {(spec.as_ or name): (name, spec) for name, spec in policy.fields.items() if spec.action != "drop"}
+    ops, problems = [], []
+    for field in fields:
+        if field not in by_output:
+            problems.append(f"'{field}' is not an output field of the policy (outputs: {', '.join(by_output)})")
+            continue
+        source, spec = by_output[field]
+        if REGISTRY[spec.action].reverse is None:
+            problems.append(
+                f"'{field}' was made by {spec.action}, which cannot be reversed (only tokenize and encrypt can)"
+            )
+            continue
+        ops.append(ReverseOp(field, source, spec.action))
+    if not ops and not problems:
+        problems.append("name at least one field to detokenize")
+    if problems:
+        where = f"policy {policy.source}" if policy.source else f"policy '{policy.purpose}'"
+        raise ConfigError(f"{where}: cannot detokenize " + "; ".join(problems))
+    return tuple(ops)
+
+
+def restored_schema(schema: pa.Schema, ops: Sequence[ReverseOp]) -> pa.Schema:
+    """`schema` with each restored field renamed to its source and typed as text."""
+    renamed = {op.output: op.source for op in ops}
+    clashes = [op.source for op in ops if op.source in schema.names and op.source not in renamed]
+    if clashes:
+        raise ConfigError(f"cannot restore {', '.join(clashes)}: the data already has a field of that name")
+    return pa.schema([pa.field(renamed[f.name], pa.string()) if f.name in renamed else f for f in schema])
+
+
+class BoundReverse:
+    """Reverse functions bound to keys: build once per worker (`DoFn.setup`).
+
+    Args:
+        policy: the policy that made the data.
+        ops: what to restore (see `reverse_ops`).
+        keyring: the opened keyset.
+        key_version: the version for outputs that carry none (ff1); tokens and ciphertexts
+            that carry a version are read with it.
+    """
+
+    def __init__(self, policy: Policy, ops: Sequence[ReverseOp], keyring: KeyRing, key_version: int | None):
+        self.ops = tuple(ops)
+        self._fns: list[Callable[[Any], Any]] = []
+        for op in self.ops:
+            context = BindContext(policy.purpose, op.source, keyring, key_version)
+            self._fns.append(REGISTRY[op.action].reverse(policy.fields[op.source], context))
+
+    def apply_columns(self, columns: Mapping[str, Sequence[Any]]) -> tuple[dict[str, list], Counter]:
+        """Restored values by source name, and counts `restored.<field>`, `failed.<field>`."""
+        counts: Counter = Counter()
+        restored = {}
+        for op, fn in zip(self.ops, self._fns):
+            values = []
+            for value in columns[op.output]:
+                if value is None:
+                    values.append(None)
+                    continue
+                try:
+                    values.append(fn(value))
+                    counts[RESTORED + op.output] += 1
+                except IntegrityError:
+                    values.append(None)
+                    counts[FAILED + op.output] += 1
+            restored[op.source] = values
+        return restored, counts
+
+    def apply_batch(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Counter]:
+        """`batch` with the named fields restored under their source names."""
+        restored, counts = self.apply_columns({op.output: batch.column(op.output).to_pylist() for op in self.ops})
+        schema = restored_schema(batch.schema, self.ops)
+        renamed = {op.output: op.source for op in self.ops}
+        arrays = [
+            pa.array(restored[renamed[name]], pa.string()) if name in renamed else batch.column(name)
+            for name in batch.schema.names
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema), counts
+
+    def apply_rows(self, records: Sequence[dict]) -> tuple[list[dict], Counter]:
+        """Dict records with the named fields restored under their source names."""
+        restored, counts = self.apply_columns({op.output: [r.get(op.output) for r in records] for op in self.ops})
+        renamed = {op.output: op.source for op in self.ops}
+        rows = []
+        for index, record in enumerate(records):
+            rows.append(
+                {renamed.get(k, k): (restored[renamed[k]][index] if k in renamed else v) for k, v in record.items()}
+            )
+        return rows, counts
