@@ -1,10 +1,12 @@
-"""`veil keys ...`: create, rotate and list keysets (never showing key material)."""
+"""`veil keys ...`: create, rotate, list, disable, enable and destroy keys (never showing key material)."""
 
 import os
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
+from veil.errors import ConfigError
 from veil.pipelines.terminal import stderr_console, stdout_console
 
 keys_app = typer.Typer(no_args_is_help=True, help="Manage a keyset (versioned root keys wrapped by a master key).")
@@ -19,22 +21,38 @@ def _keyset_option(value: Optional[str]) -> str:
 KeysetOpt = Annotated[
     Optional[str], typer.Option("--keyset", help=f"Keyset path (default: $VEIL_KEYSET or {DEFAULT_KEYSET}).")
 ]
+VersionOpt = Annotated[int, typer.Option("--id", min=1, help="The key version (see 'veil keys list').")]
 
 
 @keys_app.command("init")
-def keys_init(keyset: KeysetOpt = None) -> None:
-    """Create a keyset with one primary key."""
+def keys_init(
+    keyset: KeysetOpt = None,
+    kms: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kms",
+            help="Wrap the master key with this KMS key, e.g. gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K "
+            "(needs pip install 'veil[gcp]').",
+        ),
+    ] = None,
+) -> None:
+    """Create a keyset with one primary key.
+
+    The master key comes from --kms if given, else VEIL_MASTER_KEY, else VEIL_MASTER_PASSPHRASE,
+    else a development key file written beside the keyset.
+    """
     from veil.keys import init_keyset
-    from veil.keys.keyset import dev_master_key_path
+    from veil.keys.keyset import describe_master, dev_master_key_path, read_keyset
 
     path = _keyset_option(keyset)
-    wrote_dev_key = init_keyset(path)
-    stdout_console().print(f"created keyset {path} (key version 1, primary)")
+    wrote_dev_key = init_keyset(path, kms_uri=kms)
+    master = describe_master(read_keyset(path))
+    stdout_console().print(escape(f"created keyset {path} (key version 1, primary); master key: {master}"))
     if wrote_dev_key:
         stderr_console().print(
-            f"[bold yellow]WARNING:[/] wrote a DEVELOPMENT master key to {dev_master_key_path(path)} "
+            f"[bold yellow]WARNING:[/] wrote a DEVELOPMENT master key to {escape(dev_master_key_path(path))} "
             "(mode 0600). It is for development only: in production set VEIL_MASTER_KEY "
-            "from your secret manager and keep no key file beside the keyset."
+            "from your secret manager (or use --kms) and keep no key file beside the keyset."
         )
 
 
@@ -46,20 +64,82 @@ def keys_rotate(keyset: KeysetOpt = None) -> None:
     path = _keyset_option(keyset)
     version = rotate_keyset(path)
     stdout_console().print(
-        f"keyset {path}: key version {version} is the new primary; policies without key_version now write with it"
+        escape(
+            f"keyset {path}: key version {version} is the new primary; policies without key_version now write with it"
+        )
     )
 
 
 @keys_app.command("list")
 def keys_list(keyset: KeysetOpt = None) -> None:
-    """List key versions, status and creation time (never key material)."""
+    """List key versions, status and creation time, and the master key source (never key material)."""
     from rich.table import Table
 
     from veil.keys import read_keyset
+    from veil.keys.keyset import describe_master
 
-    keyset_file = read_keyset(_keyset_option(keyset))
-    table = Table("version", "status", "created", "primary")
+    path = _keyset_option(keyset)
+    keyset_file = read_keyset(path)
+    table = Table("version", "status", "created", "primary", title=escape(f"keyset {path}"))
     for info in keyset_file.infos:
         primary = "yes" if info.version == keyset_file.primary else ""
         table.add_row(str(info.version), info.status, info.created, primary)
-    stdout_console().print(table)
+    console = stdout_console()
+    console.print(table)
+    console.print(escape(f"master key: {describe_master(keyset_file)}"))
+
+
+@keys_app.command("disable")
+def keys_disable(version: VersionOpt, keyset: KeysetOpt = None) -> None:
+    """Stop reading and writing with a key version until it is enabled again."""
+    from veil.keys.keyset import disable_key
+
+    path = _keyset_option(keyset)
+    if disable_key(path, version):
+        message = (
+            f"keyset {path}: key version {version} is disabled; veil will neither read nor write with it "
+            f"(undo with 'veil keys enable --id {version}')"
+        )
+    else:
+        message = f"keyset {path}: key version {version} was already disabled"
+    stdout_console().print(escape(message))
+
+
+@keys_app.command("enable")
+def keys_enable(version: VersionOpt, keyset: KeysetOpt = None) -> None:
+    """Make a disabled key version usable again."""
+    from veil.keys.keyset import enable_key
+
+    path = _keyset_option(keyset)
+    if enable_key(path, version):
+        message = f"keyset {path}: key version {version} is enabled again; it can read and write as before"
+    else:
+        message = f"keyset {path}: key version {version} was already enabled"
+    stdout_console().print(escape(message))
+
+
+@keys_app.command("destroy")
+def keys_destroy(
+    version: VersionOpt,
+    keyset: KeysetOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: destroying a key cannot be undone.")] = False,
+) -> None:
+    """Remove a key version's material for good (irreversible; needs --yes)."""
+    from veil.keys.keyset import check_status_change, destroy_key, read_keyset
+
+    path = _keyset_option(keyset)
+    info = check_status_change(read_keyset(path), version, "destroyed")
+    if info.status != "destroyed" and not yes:
+        raise ConfigError(
+            f"destroying key version {version} is irreversible: data made with it can no longer be read "
+            "or reproduced; pass --yes to destroy it"
+        )
+    if destroy_key(path, version):
+        stdout_console().print(
+            escape(
+                f"keyset {path}: key version {version} is destroyed; its material is gone from the keyset. "
+                "Older copies of the keyset (backups, object versions) still hold it wrapped: delete them too."
+            )
+        )
+    else:
+        stdout_console().print(escape(f"keyset {path}: key version {version} was already destroyed"))
