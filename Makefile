@@ -23,7 +23,7 @@ lint: $(VENV)
 	$(BIN)/ruff format --check .
 
 bench: $(VENV)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/ff1_micro.py
 
 clean:
 	rm -rf $(VENV) veil-demo build dist *.egg-info

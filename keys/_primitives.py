@@ -6,6 +6,8 @@ refuse pickling so that key material cannot be shipped inside a Beam job graph b
 
 import os
 import threading
+from collections.abc import Callable
+from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
@@ -24,7 +26,7 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes | None = None)
 
 
 class _Unpicklable:
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError(
             f"{type(self).__name__} holds key material and cannot be pickled; "
             "open the keyring on the worker (DoFn.setup) instead"
@@ -132,13 +134,23 @@ class AesBlocks(_Unpicklable):
             ValueError: `data` is not a whole number of blocks.
         """
         if len(data) % 16:
-            # A partial block would be buffered by the context and shift every later output.
             raise ValueError("AES block input must be a multiple of 16 bytes")
+        return self.unchecked_encryptor()(data)
+
+    def unchecked_encryptor(self) -> Callable[[bytes], bytes]:
+        """This thread's ECB `update` itself, for loops that encrypt one block per call.
+
+        It saves `encrypt_blocks`' Python frame (about a quarter of a one-block round in FF1),
+        but checks nothing: pass only whole blocks (such as `int.to_bytes(16, "big")`), since
+        a partial block would be buffered and shift every later output of this thread; and
+        call it only from the thread that asked for it.
+        """
+        update: Callable[[bytes], bytes]
         try:
-            ecb = self._local.ecb
+            update = self._local.update
         except AttributeError:
-            ecb = self._local.ecb = Cipher(self._aes, modes.ECB()).encryptor()
-        return ecb.update(data)
+            update = self._local.update = Cipher(self._aes, modes.ECB()).encryptor().update
+        return update
 
 
 def random_key(length: int = 32) -> bytes:

@@ -5,11 +5,15 @@ names what the key is for (`veil/v1/<use>/<purpose>/<domain>`; the strings are b
 actions and documented in the README). The KeyRing hands out primitives, never bytes.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import NoReturn, TypeVar, cast
 
 from veil.errors import IntegrityError, KeyAccessError
 from veil.keys import _primitives
+from veil.keys.ff1 import FF1Alphabet
 from veil.keys.keyset import master_key_for, read_keyset, unwrap_keys
+
+_Primitive = TypeVar("_Primitive")
 
 
 class KeyRing:
@@ -23,9 +27,9 @@ class KeyRing:
         self._roots = dict(roots)
         self.primary = primary
         self._unusable = dict(unusable or {})  # version -> status, for keys in the keyset that cannot be used
-        self._cache: dict[tuple[str, str, int], object] = {}
+        self._cache: dict[tuple[Callable[..., object], str, int, tuple[str, ...]], object] = {}
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("KeyRing holds key material and cannot be pickled; open it on the worker (DoFn.setup) instead")
 
     def __repr__(self) -> str:
@@ -71,27 +75,54 @@ class KeyRing:
         hint = f"enable it with 'veil keys enable --id {version}'" if status == "disabled" else "it cannot come back"
         raise KeyAccessError(f"key version {version} is {status}, so data made with it cannot be read: {hint}")
 
-    def _derive(self, kind: str, info: str, version: int, length: int):
-        cache_key = (kind, info, version)
+    def _derive(
+        self, make: Callable[..., _Primitive], info: str, version: int, length: int, *params: str
+    ) -> _Primitive:
+        """`make(HKDF(root[version], info, length), *params)`, built once and cached.
+
+        `params` (FF1's alphabet) shape the primitive, so they are part of the cache key; the
+        key itself depends on (root, info, length) only.
+        """
+        cache_key = (make, info, version, params)
         primitive = self._cache.get(cache_key)
         if primitive is None:
             root = self._roots[self.resolve_version(version)]
-            key = _primitives.hkdf_sha256(root, info.encode("utf-8"), length)
-            primitive = {"prf": _primitives.Prf, "daead": _primitives.Daead, "aead": _primitives.Aead}[kind](key)
+            primitive = make(_primitives.hkdf_sha256(root, info.encode("utf-8"), length), *params)
             self._cache[cache_key] = primitive
-        return primitive
+        return cast(_Primitive, primitive)
 
     def prf(self, info: str, version: int) -> _primitives.Prf:
         """HMAC-SHA256 under HKDF(root[version], info, 32 bytes)."""
-        return self._derive("prf", info, version, 32)
+        return self._derive(_primitives.Prf, info, version, 32)
 
     def daead(self, info: str, version: int) -> _primitives.Daead:
         """AES-SIV under HKDF(root[version], info, 64 bytes)."""
-        return self._derive("daead", info, version, 64)
+        return self._derive(_primitives.Daead, info, version, 64)
 
     def aead(self, info: str, version: int) -> _primitives.Aead:
         """AES-256-GCM under HKDF(root[version], info, 32 bytes)."""
-        return self._derive("aead", info, version, 32)
+        return self._derive(_primitives.Aead, info, version, 32)
+
+    def ff1(self, info: str, version: int, alphabet: str) -> FF1Alphabet:
+        """FF1 over `alphabet` under the AES-256 key HKDF(root[version], info, 32 bytes).
+
+        The alphabet is not part of the derivation, so `info` should name the field: under one
+        info, two alphabets of the same size permute numerals identically.
+
+        Args:
+            info: what the key is for (`veil/v1/ff1/<purpose>/<field>`, built by the action).
+            version: the root key version.
+            alphabet: the characters themselves, in numeral order (a name such as "digits"
+                is resolved by the caller with `veil.keys.ff1.ALPHABETS`).
+
+        Raises:
+            FF1Error: the alphabet repeats a character or has fewer than 2 or more than 2**16.
+            KeyAccessError: `version` cannot be used.
+
+        Security: deterministic per (key, tweak, value); reversible with the key; no integrity
+        or tamper detection (see `veil.keys.ff1.FF1`).
+        """
+        return self._derive(FF1Alphabet, info, version, 32, alphabet)
 
 
 def open_keyring(path: str) -> KeyRing:

@@ -190,3 +190,23 @@ def test_data_made_before_a_rotation_still_detokenizes(tmp_path, monkeypatch):
         assert code == 0, err
     restored = [pq.read_table(tmp_path / f"r{v}").column("email").to_pylist() for v in ("v1", "v2")]
     assert restored[0] == restored[1] and all(restored[0])
+
+
+def test_ff1_round_trips_with_the_key_version_from_the_manifest(world, tmp_path):
+    tokens = pq.read_table(world / "view").to_pylist()
+    raw = raw_by_customer()
+    code, err = detokenize(world, world / "view", tmp_path / "out", "card_number,customer_token")
+    assert code == 0, err
+    restored = pq.read_table(tmp_path / "out").to_pylist()
+    assert [r["card_number"] for r in restored] == [raw[r["customer_id"]]["card_number"] for r in restored]
+    assert all(t["card_number"][-4:] == r["card_number"][-4:] for t, r in zip(tokens, restored))
+    assert all(t["card_number"] != r["card_number"] for t, r in zip(tokens, restored))
+
+
+def test_ff1_without_a_manifest_needs_the_key_version(world, tmp_path):
+    shutil.copytree(world / "view", tmp_path / "bare")
+    (tmp_path / "bare" / "_manifest.json").unlink()
+    code, err = detokenize(world, tmp_path / "bare", tmp_path / "out", "card_number")
+    assert code == 2 and "--key-version" in err
+    code, err = detokenize(world, tmp_path / "bare", tmp_path / "out", "card_number", "--key-version", "1")
+    assert code == 0, err

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import importlib
 import json
+import string
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -618,12 +619,55 @@ def test_tokenize_refuses_non_strings(value):
     assert str(value) not in str(error)
 
 
-def test_tokenize_ff1_is_rejected_with_a_clear_message():
-    with pytest.raises(ValidationError, match="ff1.*not available.*siv"):
-        params({"action": "tokenize", "method": "ff1"})
-    yaml = "version: 1\npurpose: analytics\nfields:\n  card: {action: tokenize, method: ff1}\n"
-    with pytest.raises(ConfigError, match=r"fields\.card\.method .*ff1.*use method: siv"):
-        parse_policy(yaml)
+FF1_CARD = {"action": "tokenize", "method": "ff1", "alphabet": "digits", "keep_last": 4}
+
+
+def _reverse(spec: dict[str, Any], *, purpose: str = PURPOSE, field: str = "f", version: int = 1):
+    return REGISTRY["tokenize"].reverse(params(spec), BindContext(purpose, field, KEYRING, version))
+
+
+def test_ff1_keeps_the_format_and_the_last_four_and_reverses():
+    card = "4111-1111-1111-1234"
+    token = bind(FF1_CARD)(card)
+    assert token != card and len(token) == len(card)
+    assert token[4] == token[9] == token[14] == "-" and token.endswith("-1234")
+    assert token.replace("-", "").isdigit()
+    assert bind(FF1_CARD)(card) == token  # deterministic
+    assert _reverse(FF1_CARD)(token) == card
+    assert bind(FF1_CARD, purpose="billing")(card) != token  # purposes are unlinkable
+
+
+@pytest.mark.parametrize(
+    ("spec", "value"),
+    [
+        ({"action": "tokenize", "method": "ff1"}, "12345"),  # 10**5 < one million
+        ({"action": "tokenize", "method": "ff1", "alphabet": "alnum"}, "ab-c"),  # 62**3 < one million
+        ({**FF1_CARD, "keep_first": 6}, "4111-1111-12"),  # what is left between the kept digits is short
+    ],
+)
+def test_ff1_refuses_values_too_short_to_encrypt_safely(spec, value):
+    with pytest.raises(ActionError) as raised:
+        bind(spec)(value)
+    assert raised.value.code is ErrorCode.TOO_SHORT and value not in str(raised.value)
+
+
+def test_ff1_over_custom_and_named_alphabets_stays_in_the_alphabet():
+    for alphabet in ("alnum", "lower", "ACGT"):
+        spec = {"action": "tokenize", "method": "ff1", "alphabet": alphabet}
+        chars = {"alnum": string.ascii_letters + string.digits, "lower": string.ascii_lowercase}.get(alphabet, alphabet)
+        value = "".join(chars[i % len(chars)] for i in range(7, 19)) + " x!"
+        token = bind(spec)(value)
+        assert len(token) == len(value) and all((t in chars) == (v in chars) for t, v in zip(token, value)), (
+            "characters outside the alphabet stay in place"
+        )
+        assert _reverse(spec)(token) == value
+
+
+def test_ff1_settings_are_checked():
+    with pytest.raises(ValidationError, match="for method: ff1"):
+        params({"action": "tokenize", "keep_last": 4})
+    with pytest.raises(ValidationError, match="distinct characters"):
+        params({"action": "tokenize", "method": "ff1", "alphabet": "aab"})
 
 
 # ---------------------------------------------------------------- encrypt

@@ -1,10 +1,11 @@
-"""tokenize: reversible deterministic tokens (AES-SIV), carrying the key version."""
+"""tokenize: reversible deterministic tokens: AES-SIV (`siv`) or format-preserving FF1 (`ff1`)."""
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 
-from veil.errors import ActionError, ErrorCode
+from veil.errors import ActionError, ErrorCode, IntegrityError
+from veil.keys.ff1 import ALPHABETS, MIN_DOMAIN, FF1Error
 from veil.transforms.actions.base import (
     Action,
     ActionParams,
@@ -21,24 +22,40 @@ class TokenizeParams(ActionParams):
     """Deterministic, reversible token.
 
     Attributes:
-        method: `siv` (AES-SIV, text token `v<version>.<base64url>`).
+        method: `siv` (AES-SIV, text token `v<version>.<base64url>`, tamper-evident) or `ff1`
+            (NIST SP 800-38G FF1: same length and format, no key version, no tamper detection).
         domain: names the derived key (default: the input field's name).
         normalize: steps applied before encryption (strip, lower, upper).
+        alphabet: ff1 only: digits, alnum, lower, upper, or the characters themselves (2 to 256
+            distinct). Characters outside it (dashes, spaces) stay where they are.
+        keep_first: ff1 only: leading alphabet characters kept in clear.
+        keep_last: ff1 only: trailing alphabet characters kept in clear.
     """
 
     action: Literal["tokenize"]
     method: Literal["siv", "ff1"] = "siv"
     domain: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     normalize: tuple[Normalization, ...] = ()
+    alphabet: str | None = None
+    keep_first: int = Field(0, ge=0)
+    keep_last: int = Field(0, ge=0)
 
-    @field_validator("method")
-    @classmethod
-    def _ff1_not_yet(cls, method: str) -> str:
-        if method == "ff1":
-            raise ValueError(
-                "tokenize method 'ff1' (format-preserving) is not available in this version; use method: siv"
-            )
-        return method
+    @model_validator(mode="after")
+    def _method_settings(self) -> "TokenizeParams":
+        if self.method == "siv":
+            if self.alphabet is not None or self.keep_first or self.keep_last:
+                raise ValueError("alphabet, keep_first and keep_last are for method: ff1")
+            return self
+        characters = self.characters
+        if not 2 <= len(characters) <= 256 or len(set(characters)) != len(characters):
+            raise ValueError("an ff1 alphabet is digits, alnum, lower, upper, or 2 to 256 distinct characters")
+        return self
+
+    @property
+    def characters(self) -> str:
+        """The ff1 alphabet's characters, in numeral order."""
+        name = self.alphabet or "digits"
+        return ALPHABETS.get(name, name)
 
 
 def key_info(purpose: str, domain: str) -> str:
@@ -46,8 +63,61 @@ def key_info(purpose: str, domain: str) -> str:
     return f"veil/v1/tokenize-siv/{purpose}/{domain}"
 
 
+def ff1_key_info(purpose: str, domain: str, alphabet: str) -> str:
+    """HKDF info string of the FF1 key for (purpose, domain, alphabet characters)."""
+    return f"veil/v1/tokenize-ff1/{purpose}/{domain}/{alphabet}"
+
+
+def ff1_tweak(purpose: str, domain: str) -> bytes:
+    """The FF1 tweak: UTF-8 of `veil/v1/tokenize-ff1/<purpose>/<domain>`."""
+    return f"veil/v1/tokenize-ff1/{purpose}/{domain}".encode()
+
+
+def _ff1(params: TokenizeParams, ctx: BindContext, version: int, decrypt: bool):
+    """The format-preserving function (or its inverse) for bound params."""
+    domain = params.domain or ctx.field
+    characters = params.characters
+    cipher = ctx.keyring.ff1(ff1_key_info(ctx.purpose, domain, characters), version, characters)
+    crypt = cipher.decrypt if decrypt else cipher.encrypt
+    tweak, members = ff1_tweak(ctx.purpose, domain), frozenset(characters)
+    first, last, radix = params.keep_first, params.keep_last, len(characters)
+    shortest = next(n for n in range(1, 64) if radix**n >= MIN_DOMAIN)
+    normalize = normalizer(params.normalize) if not decrypt else str
+
+    def format_preserving(value):
+        """FF1 over the value's alphabet characters between the kept ones; the rest stays.
+
+        Security: deterministic (joinable within purpose and domain); reversible with the key;
+        NOT tamper-evident (any same-format string decrypts to something); a value with fewer
+        than the standard's minimum of encryptable characters is refused, never passed through.
+        """
+        if not isinstance(value, str):
+            raise ActionError(ErrorCode.WRONG_TYPE)
+        text = normalize(value)
+        positions = [i for i, ch in enumerate(text) if ch in members]
+        middle = positions[first : len(positions) - last]
+        if len(middle) < shortest:
+            if decrypt:
+                raise IntegrityError("ff1 token too short")
+            raise ActionError(ErrorCode.TOO_SHORT)
+        try:
+            secret = crypt("".join(text[i] for i in middle), tweak)
+        except FF1Error:
+            if decrypt:
+                raise IntegrityError("not an ff1 token of this field") from None
+            raise ActionError(ErrorCode.TOO_SHORT) from None
+        out = list(text)
+        for index, ch in zip(middle, secret):
+            out[index] = ch
+        return "".join(out)
+
+    return format_preserving
+
+
 def _bind(params: TokenizeParams, ctx: BindContext):
     keyring, version = ctx.require_keys()
+    if params.method == "ff1":
+        return _ff1(params, ctx, version, decrypt=False)
     info = key_info(ctx.purpose, params.domain or ctx.field)
     daead, associated_data = keyring.daead(info, version), info.encode("utf-8")
     normalize = normalizer(params.normalize)
@@ -68,6 +138,8 @@ def _bind(params: TokenizeParams, ctx: BindContext):
 
 def _reverse(params: TokenizeParams, ctx: BindContext):
     keyring = ctx.keyring
+    if params.method == "ff1":
+        return _ff1(params, ctx, keyring.readable_version(ctx.key_version), decrypt=True)
     info = key_info(ctx.purpose, params.domain or ctx.field)
     associated_data = info.encode("utf-8")
 
