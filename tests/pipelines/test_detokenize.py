@@ -190,6 +190,14 @@ def test_data_made_before_a_rotation_still_detokenizes(tmp_path, monkeypatch):
         assert code == 0, err
     restored = [pq.read_table(tmp_path / f"r{v}").column("email").to_pylist() for v in ("v1", "v2")]
     assert restored[0] == restored[1] and all(restored[0])
+    # a policy pinned to key_version 1 reproduces exactly the tokens made before the rotation
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text(SUPPORT.read_text().replace("\ndefault: error", "\ndefault: error\nkey_version: 1", 1))
+    code, err = cli("run", pinned, "--input", tmp_path / "in.parquet", "--keyset", keyset, "--output", tmp_path / "p")
+    assert code == 0, err
+    assert pq.read_table(tmp_path / "p").column("email_token").to_pylist() == first
+    manifest = json.loads((tmp_path / "p" / "_manifest.json").read_text())
+    assert manifest["fields"]["email_token"]["key_version"] == 1
 
 
 def test_ff1_round_trips_with_the_key_version_from_the_manifest(world, tmp_path):
