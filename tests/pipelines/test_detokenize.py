@@ -218,3 +218,25 @@ def test_ff1_without_a_manifest_needs_the_key_version(world, tmp_path):
     assert code == 2 and "--key-version" in err
     code, err = detokenize(world, tmp_path / "bare", tmp_path / "out", "card_number", "--key-version", "1")
     assert code == 0, err
+
+
+def test_data_under_a_disabled_or_destroyed_key_is_refused_by_name(tmp_path, monkeypatch):
+    from veil.keys.keyset import destroy_key, disable_key, enable_key
+
+    monkeypatch.setenv("VEIL_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    keyset = tmp_path / "keyset.json"
+    init_keyset(str(keyset))
+    write_customers(str(tmp_path / "in.parquet"), 30)
+    assert (
+        cli("run", SUPPORT, "--input", tmp_path / "in.parquet", "--keyset", keyset, "--output", tmp_path / "v")[0] == 0
+    )
+    rotate_keyset(str(keyset))
+    args = ["--fields", "notes", "--keyset", keyset, "--input", tmp_path / "v"]
+    disable_key(str(keyset), 1)
+    code, err = cli("detokenize", SUPPORT, "--output", tmp_path / "a", *args)
+    assert code == 2 and "key version 1 is disabled" in err
+    enable_key(str(keyset), 1)
+    assert cli("detokenize", SUPPORT, "--output", tmp_path / "b", *args)[0] == 0
+    destroy_key(str(keyset), 1)
+    code, err = cli("detokenize", SUPPORT, "--output", tmp_path / "c", *args, "--on-error", "null")
+    assert code == 2 and "key version 1 is destroyed" in err
