@@ -11,7 +11,7 @@ from typing import NoReturn, TypeVar, cast
 from veil.errors import IntegrityError, KeyAccessError
 from veil.keys import _primitives
 from veil.keys.ff1 import FF1Alphabet
-from veil.keys.keyset import master_key_for, read_keyset, unwrap_keys
+from veil.keys.keyset import master_key_for, read_keyset, unwrap_keys, unwrap_subject_key
 
 _Primitive = TypeVar("_Primitive")
 
@@ -23,8 +23,16 @@ class KeyRing:
         primary: the version new tokens are made with unless a policy pins another.
     """
 
-    def __init__(self, roots: Mapping[int, bytes], primary: int, unusable: Mapping[int, str] | None = None):
+    def __init__(
+        self,
+        roots: Mapping[int, bytes],
+        primary: int,
+        unusable: Mapping[int, str] | None = None,
+        subject_root: bytes | None = None,
+    ):
         self._roots = dict(roots)
+        self._subject_root = subject_root
+        self._subject_prf: _primitives.Prf | None = None
         self.primary = primary
         self._unusable = dict(unusable or {})  # version -> status, for keys in the keyset that cannot be used
         self._cache: dict[tuple[Callable[..., object], str, int, tuple[str, ...]], object] = {}
@@ -103,6 +111,21 @@ class KeyRing:
         """AES-256-GCM under HKDF(root[version], info, 32 bytes)."""
         return self._derive(_primitives.Aead, info, version, 32)
 
+    def subject_prf(self) -> _primitives.Prf:
+        """HMAC-SHA256 under HKDF(subject key, "veil/v1/subject-ref", 32 bytes).
+
+        The subject key is never rotated, so references made with it (erasure tables, subject
+        key tables) stay valid after `veil keys rotate` and are the same for every purpose.
+
+        Raises:
+            KeyAccessError: the keyset predates subject keys.
+        """
+        if self._subject_root is None:
+            raise KeyAccessError("this keyset has no subject key yet: run 'veil keys rotate' once to add one")
+        if self._subject_prf is None:
+            self._subject_prf = _primitives.Prf(_primitives.hkdf_sha256(self._subject_root, b"veil/v1/subject-ref", 32))
+        return self._subject_prf
+
     def ff1(self, info: str, version: int, alphabet: str) -> FF1Alphabet:
         """FF1 over `alphabet` under the AES-256 key HKDF(root[version], info, 32 bytes).
 
@@ -142,6 +165,7 @@ def open_keyring(path: str) -> KeyRing:
     enabled = {info.version for info in keyset.infos if info.status == "enabled"}
     if keyset.primary not in enabled:
         raise KeyAccessError(f"keyset {path}: primary key version {keyset.primary} is not enabled")
-    usable = unwrap_keys(keyset, master_key_for(keyset), versions=enabled)  # disabled keys stay wrapped
+    master = master_key_for(keyset)
+    usable = unwrap_keys(keyset, master, versions=enabled)  # disabled keys stay wrapped
     unusable = {info.version: info.status for info in keyset.infos if info.version not in usable}
-    return KeyRing(usable, keyset.primary, unusable)
+    return KeyRing(usable, keyset.primary, unusable, unwrap_subject_key(keyset, master))

@@ -47,6 +47,7 @@ DEV_MASTER_SUFFIX = ".dev-master-key"
 STATUSES = ("enabled", "disabled", "destroyed")
 SALT_BYTES = 16
 KMS_MASTER_AD = b"veil/v1/keyset/master"
+SUBJECT_KEY_AD = b"veil/v1/keyset/subject-key"
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class KeysetFile:
     primary: int
     keys: tuple[_WrappedKey, ...]
     master: MasterSource = MasterSource()
+    subject_key: bytes | None = None  # wrapped; never rotated (see `unwrap_subject_key`)
 
     @property
     def infos(self) -> tuple[KeyInfo, ...]:
@@ -281,11 +283,12 @@ def read_keyset(path: str) -> KeysetFile:
             raise ValueError
         primary = int(doc["primary"])
         master = _parse_master(doc)
+        subject_key = _b64(doc["subject_key"]) if "subject_key" in doc else None
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         raise KeyAccessError(f"keyset {path} is corrupt or not a veil keyset") from None
     if primary not in {k.info.version for k in keys}:
         raise KeyAccessError(f"keyset {path} is corrupt: its primary version {primary} is missing")
-    return KeysetFile(path, primary, keys, master)
+    return KeysetFile(path, primary, keys, master, subject_key)
 
 
 def _serialize_master(master: MasterSource) -> dict[str, Any]:
@@ -313,6 +316,8 @@ def _serialize(keyset: KeysetFile) -> bytes:
         "master": _serialize_master(keyset.master),
         "keys": [_serialize_key(k) for k in keyset.keys],
     }
+    if keyset.subject_key is not None:
+        doc["subject_key"] = base64.b64encode(keyset.subject_key).decode()
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
@@ -350,6 +355,27 @@ def unwrap_keys(keyset: KeysetFile, master_key: bytes, versions: Collection[int]
                 f"cannot unwrap key version {key.info.version} of keyset {keyset.path}: {_unwrap_hint(keyset)}"
             ) from None
     return roots
+
+
+def _new_subject_key(master_key: bytes) -> bytes:
+    return _primitives.Aead(master_key).encrypt(_primitives.random_key(ROOT_KEY_BYTES), SUBJECT_KEY_AD)
+
+
+def unwrap_subject_key(keyset: KeysetFile, master_key: bytes) -> bytes | None:
+    """The keyset's subject key: the root of subject references (erasure tables, subject keys).
+
+    Unlike root keys it is never rotated, so a subject's reference stays the same across
+    rotations and is the same for every purpose. None for keysets made before it existed
+    (`veil keys rotate` adds one).
+
+    Security: returns key bytes; callers keep them in memory only.
+    """
+    if keyset.subject_key is None:
+        return None
+    try:
+        return _primitives.Aead(master_key).decrypt(keyset.subject_key, SUBJECT_KEY_AD)
+    except Exception:
+        raise KeyAccessError(f"cannot unwrap the subject key of keyset {keyset.path}: {_unwrap_hint(keyset)}") from None
 
 
 def _new_key(master_key: bytes, version: int) -> _WrappedKey:
@@ -394,7 +420,8 @@ def init_keyset(path: str, *, kms_uri: str | None = None) -> bool:
             storage.write_bytes(dev_path, base64.b64encode(_primitives.random_key()) + b"\n", private=True)
             wrote_dev_key = True
         source, master = MasterSource(), resolve_master_key(path)
-    storage.write_bytes(path, _serialize(KeysetFile(path, 1, (_new_key(master, 1),), source)))
+    keyset = KeysetFile(path, 1, (_new_key(master, 1),), source, _new_subject_key(master))
+    storage.write_bytes(path, _serialize(keyset))
     return wrote_dev_key
 
 
@@ -410,6 +437,8 @@ def rotate_keyset(path: str) -> int:
     unwrap_keys(keyset, master)  # refuse to extend a keyset we cannot read
     version = max(k.info.version for k in keyset.keys) + 1
     updated = replace(keyset, primary=version, keys=(*keyset.keys, _new_key(master, version)))
+    if keyset.subject_key is None:  # keysets made before subject keys existed get one now
+        updated = replace(updated, subject_key=_new_subject_key(master))
     storage.write_bytes(path, _serialize(updated))
     return version
 

@@ -77,7 +77,12 @@ def plan(
     console.print(table)
     if compiled.dropped:
         console.print("dropped (not in the output): " + ", ".join(compiled.dropped))
-    gates = [f"consent ({loaded.consent.field} must list '{loaded.purpose}')"] if loaded.consent else []
+    gates = []
+    if loaded.consent:
+        where = loaded.consent.field or f"the consent table {loaded.consent.table}"
+        gates.append(f"consent ({where} must grant '{loaded.purpose}')")
+    if loaded.erasure:
+        gates.append(f"erasure (subjects in {loaded.erasure.table} never flow)")
     if gates:
         console.print("record gates: " + "; ".join(gates))
 
@@ -196,6 +201,69 @@ def detokenize(
         restored = ", ".join(f"{f} {n}" for f, n in summary["counts"]["restored"].items())
         failed = ", ".join(f"{f} {n}" for f, n in summary["counts"]["failed"].items()) or "none"
         stderr_console().print(f"restored {restored}; failed: {failed}; written to {output} (audited)")
+
+
+@app.command()
+def erase(
+    policy: Annotated[str, typer.Argument(help="A policy with an erasure table.")],
+    subject: Annotated[
+        Optional[list[str]], typer.Option("--subject", help="A subject id to erase (repeatable).")
+    ] = None,
+    subjects_file: Annotated[
+        Optional[str], typer.Option("--subjects-file", help="A file of subject ids, one a line.")
+    ] = None,
+    init: Annotated[bool, typer.Option("--init", help="Create the policy's empty erasure table.")] = False,
+    keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path.")] = None,
+) -> None:
+    """Erase subjects: their records never flow again, under any policy sharing the erasure table."""
+    from veil.keys import storage
+    from veil.pipelines.rights import erase_subjects, init_erasure_table
+    from veil.transforms.policy import load_policy
+
+    loaded = load_policy(policy)
+    if init:
+        stdout_console().print(f"created erasure table {init_erasure_table(loaded)}")
+        if not subject and not subjects_file:
+            return
+    ids = list(subject or [])
+    if subjects_file:
+        try:
+            ids += storage.read_bytes(subjects_file).decode("utf-8").splitlines()
+        except FileNotFoundError:
+            raise typer.BadParameter(f"{subjects_file} not found", param_hint="--subjects-file") from None
+    added = erase_subjects(loaded, ids, keyset=keyset)
+    stdout_console().print(f"erased {added} subject{'s' if added != 1 else ''} (table {loaded.erasure.table}, audited)")
+
+
+@app.command()
+def locate(
+    policy: Annotated[str, typer.Argument(help="The policy whose outputs to search.")],
+    subject: Annotated[str, typer.Option("--subject", help="The subject id.")],
+    keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path.")] = None,
+) -> None:
+    """Print, as JSON, a subject's pseudonyms and tokens under a policy (audited)."""
+    from veil.pipelines.rights import locate as locate_subject
+    from veil.transforms.policy import load_policy
+
+    print(json.dumps(locate_subject(load_policy(policy), subject, keyset=keyset), indent=2))
+
+
+@app.command()
+def export(
+    policy: Annotated[str, typer.Argument(help="The policy that made the output.")],
+    subject: Annotated[str, typer.Option("--subject", help="The subject id.")],
+    input: Annotated[str, typer.Option("--input", help="A veil output folder of that policy.")],
+    output: Annotated[str, typer.Option("--output", help="The JSON file to write.")],
+    keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path.")] = None,
+) -> None:
+    """Write a subject's rows of an output, reversible fields restored, as one JSON document (audited)."""
+    from veil.keys import storage
+    from veil.pipelines.rights import export_json, export_subject
+    from veil.transforms.policy import load_policy
+
+    document = export_subject(load_policy(policy), subject, input, keyset=keyset)
+    storage.write_bytes(output, export_json(document), private=True)
+    stdout_console().print(f"exported {len(document['records'])} records to {output} (audited)")
 
 
 @app.command()

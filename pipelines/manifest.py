@@ -81,7 +81,10 @@ def build_manifest(
         "runner": runner,
         "keys": {"keyset": keyset, "key_version": key_version},
         "subject": policy.subject,
-        "gates": {"consent": policy.consent.field if policy.consent else None},
+        "gates": {
+            "consent": (policy.consent.field or {"table": policy.consent.table}) if policy.consent else None,
+            "erasure": {"table": policy.erasure.table} if policy.erasure else None,
+        },
         "fields": describe_fields(plan, key_version),
         "dropped_fields": list(plan.dropped),
         "counts": split_counts(counts),

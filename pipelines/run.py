@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from veil.errors import ConfigError
+from veil.errors import ConfigError, InputError
 from veil.keys import open_keyring
 from veil.pipelines import outputs
 from veil.pipelines.io import ReadBatches, WriteBatches
-from veil.pipelines.job import check_output_format, new_run_id, open_input, query_counts, run_staged, utc_now
+from veil.pipelines.job import InputSet, check_output_format, new_run_id, open_input, query_counts, run_staged, utc_now
 from veil.pipelines.manifest import build_manifest, manifest_json, schema_fields
+from veil.pipelines.rights import ERASURE_SCHEMA, erasure_files
 from veil.transforms.beam import SanitizeBatches
-from veil.transforms.plan import Plan, compile_plan
+from veil.transforms.plan import Plan, compile_plan, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
 
 
@@ -36,6 +38,25 @@ class View:
     folder: str
     keyset: str | None
     key_version: int | None
+    consent_table: InputSet | None = None
+    erasure_files: list[str] | None = None
+
+    def gate_tables(self, pipeline: beam.Pipeline) -> dict[str, Any]:
+        """The consent and erasure tables this view's policy gates on, as PCollections of batches."""
+        purpose, tables = self.plan.policy.purpose, {}
+        if self.consent_table is not None:
+            table = self.consent_table
+            tables["consent_rows"] = pipeline | f"ReadConsent[{purpose}]" >> ReadBatches(
+                table.files, table.format, table.schema
+            )
+        if self.erasure_files is not None:
+            label = f"ReadErasures[{purpose}]"
+            tables["erased_rows"] = (
+                pipeline | label >> ReadBatches(self.erasure_files, "parquet", ERASURE_SCHEMA)
+                if self.erasure_files
+                else pipeline | label >> beam.Create([]).with_output_types(pa.RecordBatch)
+            )
+        return tables
 
 
 def input_rows(files: list[str], fmt: str) -> int | None:
@@ -49,6 +70,24 @@ def input_rows(files: list[str], fmt: str) -> int | None:
         with FileSystems.open(path, compression_type="uncompressed") as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     return total
+
+
+def _consent_table(policy: Policy) -> InputSet | None:
+    if not (policy.consent and policy.consent.table):
+        return None
+    table = open_input(policy.consent.table)
+    wanted = policy.consent.columns.model_dump().values()
+    missing = [name for name in wanted if name not in table.schema.names]
+    if missing:
+        raise InputError(
+            f"consent table {policy.consent.table} has no column {', '.join(missing)} "
+            "(name yours under consent.columns: subject, purpose, granted, at)"
+        )
+    return table
+
+
+def _erasure(policy: Policy) -> list[str] | None:
+    return erasure_files(policy.erasure.table) if policy.erasure else None
 
 
 def plan_views(policies: list[Policy], schema, output: str, keyset: str | None) -> list[View]:
@@ -65,10 +104,13 @@ def plan_views(policies: list[Policy], schema, output: str, keyset: str | None) 
         plan = compile_plan(policy, schema)
         folder = output if len(policies) == 1 else FileSystems.join(output, policy.purpose)
         path = version = None
-        if plan.keyed:
+        if plan.keyed or subject_gates(policy):
             path = resolve_keyset(policy, keyset)
-            version = open_keyring(path).resolve_version(policy.key_version)
-        views.append(View(plan, folder, path, version))
+            keyring = open_keyring(path)
+            version = keyring.resolve_version(policy.key_version) if plan.keyed else None
+            if subject_gates(policy):
+                keyring.subject_prf()  # a keyset without a subject key fails here, not on the workers
+        views.append(View(plan, folder, path, version, _consent_table(policy), _erasure(policy)))
     return views
 
 
@@ -100,7 +142,13 @@ def run_job(
         batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema)
         for view, staging in zip(views, stagings):
             purpose, policy = view.plan.policy.purpose, view.plan.policy
-            sanitize = SanitizeBatches(policy, schema=source.schema, keyset=view.keyset, key_version=view.key_version)
+            sanitize = SanitizeBatches(
+                policy,
+                schema=source.schema,
+                keyset=view.keyset,
+                key_version=view.key_version,
+                **view.gate_tables(pipeline),
+            )
             write = WriteBatches(FileSystems.join(staging, "part"), output_format, view.plan.output_schema)
             _ = batches | f"Sanitize[{purpose}]" >> sanitize | f"Write[{purpose}]" >> write
 

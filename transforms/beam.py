@@ -13,11 +13,13 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
+from veil.errors import ConfigError
 from veil.keys import open_keyring
+from veil.transforms.counting import CountingFn, metrics_namespace
 from veil.transforms.engine import BoundPlan, Record
-from veil.transforms.plan import Plan, compile_plan
+from veil.transforms.gates import SubjectGates
+from veil.transforms.plan import Plan, compile_plan, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
 from veil.transforms.reverse import BoundReverse, reverse_ops
 
@@ -32,11 +34,6 @@ __all__ = [
 ]
 
 ROWS_PER_BATCH = 2048
-
-
-def metrics_namespace(purpose: str) -> str:
-    """The Beam Metrics namespace of a purpose's counters."""
-    return f"veil.{purpose}"
 
 
 class _Progress:
@@ -82,28 +79,15 @@ class ArrowBatchCoder(beam.coders.Coder):
 beam.coders.registry.register_coder(pa.RecordBatch, ArrowBatchCoder)
 
 
-class _CountingFn(beam.DoFn):
-    """A DoFn that reports a purpose's outcome counts to Beam Metrics."""
-
-    def __init__(self, purpose: str):
-        self._namespace = metrics_namespace(purpose)
-
-    def _count(self, counts: Counter) -> None:
-        counters = self.__dict__.setdefault("_counters", {})
-        for name, value in counts.items():
-            if value:
-                if name not in counters:
-                    counters[name] = Metrics.counter(self._namespace, name)
-                counters[name].inc(value)
-
-
-class _SanitizeFn(_CountingFn):
+class _SanitizeFn(CountingFn):
     """Shared setup: compile (if needed) and bind the plan on the worker, count outcomes."""
 
-    def __init__(self, plan: Plan | None, policy: Policy, keyset: str | None, key_version: int | None):
+    def __init__(
+        self, plan: Plan | None, policy: Policy, keyset: str | None, key_version: int | None, count_read: bool = True
+    ):
         super().__init__(policy.purpose)
         self._plan, self._policy = plan, policy
-        self._keyset, self._key_version = keyset, key_version
+        self._keyset, self._key_version, self._count_read = keyset, key_version, count_read
 
     def setup(self) -> None:
         self._keyring = open_keyring(self._keyset) if self._keyset else None
@@ -118,8 +102,10 @@ class _SanitizeFn(_CountingFn):
         return bound
 
     def _count(self, counts: Counter) -> None:
-        super()._count(counts)
         progress.add(counts["read"])
+        if not self._count_read:  # a gate upstream counted what was read
+            del counts["read"]
+        super()._count(counts)
 
 
 class _SanitizeBatchFn(_SanitizeFn):
@@ -176,6 +162,8 @@ class SanitizeBatches(beam.PTransform):
             (fields missing, wrong types) rather than on the workers.
         keyset: keyset path or URI overriding `VEIL_KEYSET` and the policy's `keyset`.
         key_version: the root key version to write with (default: the policy's pin, else primary).
+        consent_rows: the policy's consent table as RecordBatches, when it has one.
+        erased_rows: the policy's erasure table as RecordBatches, when it has one.
         label: the transform label (default `SanitizeBatches[<purpose>]`).
     """
 
@@ -186,19 +174,32 @@ class SanitizeBatches(beam.PTransform):
         schema: pa.Schema | None = None,
         keyset: str | None = None,
         key_version: int | None = None,
+        consent_rows: beam.PCollection | None = None,
+        erased_rows: beam.PCollection | None = None,
         label: str | None = None,
     ):
         super().__init__(label or f"SanitizeBatches[{policy.purpose}]")
         plan = compile_plan(policy, schema) if schema is not None else None
-        self._fn = _SanitizeBatchFn(plan, policy, _resolve(policy, keyset, plan), key_version)
+        keyset_path = _resolve(policy, keyset, plan)
+        self._gates = None
+        if subject_gates(policy):
+            if policy.consent and policy.consent.table and consent_rows is None:
+                raise ConfigError(f"policy '{policy.purpose}' has a consent table: pass its rows as consent_rows")
+            if policy.erasure and erased_rows is None:
+                raise ConfigError(f"policy '{policy.purpose}' has an erasure table: pass its rows as erased_rows")
+            keyset_path = resolve_keyset(policy, keyset)
+            self._gates = SubjectGates(policy, keyset_path, consent_rows=consent_rows, erased_rows=erased_rows)
+        self._fn = _SanitizeBatchFn(plan, policy, keyset_path, key_version, count_read=self._gates is None)
 
     def expand(self, batches):
+        if self._gates is not None:
+            batches = batches | "Gates" >> self._gates
         return batches | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(
             pa.RecordBatch
         )
 
 
-class _DetokenizeFn(_CountingFn):
+class _DetokenizeFn(CountingFn):
     """Restore named fields on the worker; count restored and failed values per field."""
 
     def __init__(self, policy: Policy, ops: tuple, keyset: str, key_version: int | None):

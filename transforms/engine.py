@@ -109,7 +109,7 @@ class BoundPlan:
         policy = self.plan.policy
         counts: Counter = Counter({READ: num_rows})
         missing: list[Any] = [None] * num_rows
-        if policy.consent:
+        if policy.consent and policy.consent.field:
             consents = columns.get(policy.consent.field, missing)
             keep = [i for i in range(num_rows) if has_consent(consents[i], policy.purpose)]
             if len(keep) < num_rows:

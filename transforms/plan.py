@@ -68,10 +68,15 @@ class Plan:
     def gate_fields(self) -> tuple[str, ...]:
         """Input fields read by the record gates and per-subject actions."""
         policy = self.policy
-        used = [policy.consent.field] if policy.consent else []
-        if policy.subject and any(REGISTRY[op.action].per_subject for op in self.ops):
+        used = [policy.consent.field] if policy.consent and policy.consent.field else []
+        if policy.subject and (subject_gates(policy) or any(REGISTRY[op.action].per_subject for op in self.ops)):
             used.append(policy.subject)
         return tuple(used)
+
+
+def subject_gates(policy: Policy) -> bool:
+    """Whether the policy gates records on facts kept per subject (a consent or erasure table)."""
+    return bool((policy.consent and policy.consent.table) or policy.erasure)
 
 
 def _where(policy: Policy) -> str:

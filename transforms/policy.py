@@ -22,16 +22,52 @@ KEYSET_ENV = "VEIL_KEYSET"
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+class ConsentColumns(BaseModel):
+    """Column names of a consent table (override them to match your consent log)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    subject: str = "subject"
+    purpose: str = "purpose"
+    granted: str = "granted"
+    at: str = "at"
+
+
 class ConsentSpec(BaseModel):
-    """Consent gate: a record flows only if this purpose is in its consent list.
+    """Consent gate: a record flows only if its subject consented to this purpose.
+
+    Exactly one of:
 
     Attributes:
         field: the input field holding the list of purposes the subject consented to
             (a list of strings, or a string of purposes separated by ';', ',' or '|').
+        table: a consent log (Parquet, CSV or JSON Lines files; path, folder or glob) of
+            (subject, purpose, granted, at) entries; per subject, the latest entry for this
+            purpose wins and on a tie the withdrawal does. Subjects without one have no consent.
+        columns: the consent table's column names.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-    field: str = Field(..., pattern=NAME)
+    field: str | None = Field(None, pattern=NAME)
+    table: str | None = None
+    columns: ConsentColumns = ConsentColumns()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ConsentSpec":
+        if (self.field is None) == (self.table is None):
+            raise ValueError("consent takes exactly one of field (a consents column) or table (a consent log)")
+        return self
+
+
+class ErasureSpec(BaseModel):
+    """Erasure gate: subjects in the erasure table never flow.
+
+    Attributes:
+        table: the erasure table folder, created by `veil erase POLICY --init` and appended to
+            by `veil erase`; it holds keyed references of subject ids, never the ids.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    table: str
 
 
 def _field_error(loc: tuple[str, ...], message: str) -> None:
@@ -52,7 +88,8 @@ class Policy(BaseModel):
             `--keyset` and `VEIL_KEYSET` override it.
         key_version: pin deterministic outputs to this root key version (default: primary).
         default: `drop` fields the policy does not name, or `error` on them.
-        consent: the consent gate.
+        consent: the consent gate (a consents field or a consent table).
+        erasure: the erasure gate.
         audit_log: where re-identifications (detokenize) append a line; default `audit.jsonl`
             beside the keyset. A relative path is against the policy's folder.
         fields: input field name -> action.
@@ -68,6 +105,7 @@ class Policy(BaseModel):
     key_version: int | None = Field(None, ge=1)
     default: Literal["drop", "error"] = "drop"
     consent: ConsentSpec | None = None
+    erasure: ErasureSpec | None = None
     audit_log: str | None = None
     fields: dict[str, FieldSpec] = Field(..., min_length=1)
 
@@ -93,6 +131,16 @@ class Policy(BaseModel):
                     f"field '{name}' uses {spec.action}, which needs the policy's "
                     "'subject' (the field identifying the data subject)",
                 )
+        needs_subject = [
+            name
+            for name, on in (("consent.table", self.consent and self.consent.table), ("erasure", self.erasure))
+            if on
+        ]
+        if needs_subject and self.subject is None:
+            _field_error(
+                (needs_subject[0].split(".")[0],),
+                f"{needs_subject[0]} needs the policy's 'subject' (the field identifying the data subject)",
+            )
         if not outputs:
             _field_error(("fields",), "every field is dropped: a policy must let its purpose see at least one field")
         return self
@@ -198,7 +246,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
 def load_policy(path: str | os.PathLike) -> Policy:
     """Load and validate the policy file at `path` (local or any Beam FileSystems URI).
 
-    Relative `keyset` and `audit_log` paths are resolved against the policy file's folder.
+    Relative paths (keyset, audit log, consent and erasure tables) are resolved against the
+    policy file's folder.
     """
     path = str(path)
     try:
@@ -212,7 +261,13 @@ def load_policy(path: str | os.PathLike) -> Policy:
     except UnicodeDecodeError:
         raise ConfigError(f"policy {path} is not UTF-8 text") from None
     policy = parse_policy(text, path)
-    relative = {name: _beside(path, value) for name in ("keyset", "audit_log") if (value := getattr(policy, name))}
+    relative: dict[str, Any] = {
+        name: _beside(path, value) for name in ("keyset", "audit_log") if (value := getattr(policy, name))
+    }
+    if policy.consent and policy.consent.table:
+        relative["consent"] = policy.consent.model_copy(update={"table": _beside(path, policy.consent.table)})
+    if policy.erasure:
+        relative["erasure"] = policy.erasure.model_copy(update={"table": _beside(path, policy.erasure.table)})
     policy = policy.model_copy(update=relative)
     policy._source = path
     policy._sha256 = hashlib.sha256(raw).hexdigest()

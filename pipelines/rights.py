@@ -1,0 +1,154 @@
+"""Customer rights: erasure (`veil erase`), access (`veil locate`) and portability (`veil export`).
+
+Erasure tables are folders veil creates (`--init`, with a marker file) and appends Parquet
+files of (subject_ref, erased_at) to: keyed references, never subject ids. A policy naming a
+folder without the marker is an error, never an empty list, so a wrong path cannot let erased
+subjects flow. Every command here appends a line to the audit log, with no values.
+"""
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from veil.errors import ConfigError, InputError
+from veil.keys import open_keyring, storage
+from veil.pipelines.audit import append_audit, audit_line
+from veil.pipelines.detokenize import read_manifest
+from veil.pipelines.io import match_inputs
+from veil.transforms.actions.base import BindContext
+from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
+from veil.transforms.registry import REGISTRY
+from veil.transforms.reverse import BoundReverse, ReverseOp
+from veil.transforms.subjects import subject_ref
+
+MARKER = "_veil_erasure_table"
+ERASURE_SCHEMA = pa.schema([("subject_ref", pa.string()), ("erased_at", pa.timestamp("us", tz="UTC"))])
+
+
+def _erasure_table(policy: Policy) -> str:
+    if not policy.erasure:
+        raise ConfigError(
+            f"policy {policy.source or policy.purpose} has no erasure table (add erasure: {{table: PATH}})"
+        )
+    return policy.erasure.table
+
+
+def init_erasure_table(policy: Policy) -> str:
+    """Create the policy's (empty) erasure table; refuses to touch an existing one."""
+    table = _erasure_table(policy)
+    marker = FileSystems.join(table, MARKER)
+    if storage.exists(marker):
+        raise ConfigError(f"erasure table {table} already exists")
+    storage.write_bytes(marker, b'{"veil_erasure_table": 1, "columns": ["subject_ref", "erased_at"]}\n')
+    return table
+
+
+def erasure_files(table: str) -> list[str]:
+    """The Parquet files of an existing erasure table (possibly none)."""
+    if not storage.exists(FileSystems.join(table, MARKER)):
+        raise InputError(
+            f"erasure table {table} does not exist: create it with 'veil erase POLICY --init' "
+            "(a wrong path must not let erased subjects flow)"
+        )
+    try:
+        return match_inputs(FileSystems.join(table, "erased-*.parquet"))
+    except InputError:
+        return []
+
+
+def erase_subjects(policy: Policy, subjects: list[str], *, keyset: str | None = None) -> int:
+    """Append the references of `subjects` to the erasure table; returns how many were added."""
+    table = _erasure_table(policy)
+    erasure_files(table)  # the table must exist
+    keyset_path = resolve_keyset(policy, keyset)
+    keyring = open_keyring(keyset_path)
+    refs = sorted({ref for ref in (subject_ref(keyring, s.strip()) for s in subjects if s.strip()) if ref})
+    if not refs:
+        raise ConfigError("name at least one subject id to erase")
+    now = datetime.now(timezone.utc)
+    rows = pa.table({"subject_ref": refs, "erased_at": [now] * len(refs)}, schema=ERASURE_SCHEMA)
+    name = f"erased-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.parquet"
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows, sink)
+    storage.write_bytes(FileSystems.join(table, name), sink.getvalue().to_pybytes())
+    _audit(policy, keyset_path, "erase", subjects=len(refs), table=table)
+    return len(refs)
+
+
+def _audit(policy: Policy, keyset_path: str, event: str, **facts: Any) -> None:
+    record = audit_line(event, policy=policy.source, policy_sha256=policy.sha256, purpose=policy.purpose, **facts)
+    append_audit(resolve_audit_log(policy, keyset_path), record)
+
+
+def locate_values(policy: Policy, subject: str, keyring) -> dict[str, str]:
+    """Output field -> the subject's value there, for deterministic fields made from the subject id."""
+    if policy.subject is None or policy.subject not in policy.fields:
+        return {}
+    spec = policy.fields[policy.subject]
+    action = REGISTRY[spec.action]
+    if spec.action == "drop" or not action.deterministic or action.bind is None or action.per_subject:
+        return {}
+    version = keyring.resolve_version(policy.key_version) if action.keyed else None
+    bound = action.bind(spec, BindContext(policy.purpose, policy.subject, keyring if action.keyed else None, version))
+    return {spec.as_ or policy.subject: bound(subject)}
+
+
+def locate(policy: Policy, subject: str, *, keyset: str | None = None) -> dict[str, Any]:
+    """The subject's pseudonyms and deterministic tokens under `policy`, to find their rows."""
+    keyset_path = resolve_keyset(policy, keyset)
+    matches = locate_values(policy, subject, open_keyring(keyset_path))
+    if not matches:
+        raise ConfigError(
+            f"policy {policy.source or policy.purpose}: its subject field is not written as a deterministic "
+            "pseudonym or token, so a subject's rows cannot be found in its outputs"
+        )
+    _audit(policy, keyset_path, "locate", fields=sorted(matches))
+    return {"purpose": policy.purpose, "subject_field": policy.subject, "matches": matches}
+
+
+def export_subject(policy: Policy, subject: str, input_dir: str, *, keyset: str | None = None) -> dict[str, Any]:
+    """The subject's rows of a veil output of `policy`, with reversible fields restored."""
+    keyset_path = resolve_keyset(policy, keyset)
+    keyring = open_keyring(keyset_path)
+    matches = locate_values(policy, subject, keyring)
+    if not matches:
+        raise ConfigError(f"policy {policy.source or policy.purpose}: its outputs cannot be searched by subject")
+    manifest = read_manifest(input_dir)
+    if manifest and manifest.get("purpose") != policy.purpose:
+        raise ConfigError(f"input {input_dir} was made for purpose '{manifest.get('purpose')}', not '{policy.purpose}'")
+    ((field, value),) = matches.items()
+    files = [f for f in match_inputs(input_dir) if f.endswith(".parquet")]
+    if not files:
+        raise InputError(f"input {input_dir} has no Parquet files (export reads veil's Parquet outputs)")
+    rows = []
+    for path in files:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            rows.extend(pq.read_table(handle, filters=[(field, "=", value)]).to_pylist())
+    reversible = [
+        ReverseOp(spec.as_ or name, name, spec.action)
+        for name, spec in policy.fields.items()
+        if spec.action != "drop" and REGISTRY[spec.action].reverse is not None
+    ]
+    ff1_version = (manifest or {}).get("keys", {}).get("key_version")
+    restored, counts = BoundReverse(policy, reversible, keyring, ff1_version).apply_rows(rows)
+    _audit(
+        policy, keyset_path, "export", input=input_dir, records=len(restored), fields=[op.output for op in reversible]
+    )
+    return {
+        "purpose": policy.purpose,
+        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "records": restored,
+        "not_restored": {name[len("failed.") :]: n for name, n in counts.items() if name.startswith("failed.")},
+    }
+
+
+def export_json(document: dict[str, Any]) -> bytes:
+    """The export document as JSON (dates and timestamps as ISO 8601)."""
+    return (
+        json.dumps(document, indent=2, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n"
+    ).encode("utf-8")
