@@ -16,6 +16,9 @@ from veil.keys.keyset import master_key_for, read_keyset, unwrap_keys, unwrap_su
 _Primitive = TypeVar("_Primitive")
 
 
+SUBJECT_KEY_CACHE = 65_536
+
+
 class KeyRing:
     """Opaque handle on a keyset's usable root keys; refuses pickling.
 
@@ -33,6 +36,8 @@ class KeyRing:
         self._roots = dict(roots)
         self._subject_root = subject_root
         self._subject_prf: _primitives.Prf | None = None
+        self._dek_wrapper: _primitives.Aead | None = None
+        self._subject_aeads: dict[str, _primitives.Aead] = {}
         self.primary = primary
         self._unusable = dict(unusable or {})  # version -> status, for keys in the keyset that cannot be used
         self._cache: dict[tuple[Callable[..., object], str, int, tuple[str, ...]], object] = {}
@@ -125,6 +130,40 @@ class KeyRing:
         if self._subject_prf is None:
             self._subject_prf = _primitives.Prf(_primitives.hkdf_sha256(self._subject_root, b"veil/v1/subject-ref", 32))
         return self._subject_prf
+
+    def _subject_dek_wrapper(self) -> _primitives.Aead:
+        if self._subject_root is None:
+            raise KeyAccessError("this keyset has no subject key yet: run 'veil keys rotate' once to add one")
+        if self._dek_wrapper is None:
+            key = _primitives.hkdf_sha256(self._subject_root, b"veil/v1/subject-dek-wrap", 32)
+            self._dek_wrapper = _primitives.Aead(key)
+        return self._dek_wrapper
+
+    def create_subject_dek(self) -> tuple[str, bytes]:
+        """A new per-subject data key: (its random id, the key wrapped by the keyset's subject key).
+
+        Security: the id is random (it says nothing about the subject); the key leaves only
+        wrapped (AES-256-GCM, associated data = the id). Deleting the wrapped key shreds every
+        ciphertext made with it.
+        """
+        key_id = _primitives.random_key(16).hex()
+        wrapped = self._subject_dek_wrapper().encrypt(_primitives.random_key(32), key_id.encode())
+        return key_id, wrapped
+
+    def subject_aead(self, key_id: str, wrapped: bytes) -> _primitives.Aead:
+        """AES-256-GCM under an unwrapped per-subject data key (cached per id).
+
+        Raises:
+            IntegrityError: the wrapped key was altered or belongs to another keyset or id.
+        """
+        aead = self._subject_aeads.get(key_id)
+        if aead is None:
+            if len(self._subject_aeads) >= SUBJECT_KEY_CACHE:  # one worker may see millions of subjects
+                self._subject_aeads.clear()
+            aead = self._subject_aeads[key_id] = _primitives.Aead(
+                self._subject_dek_wrapper().decrypt(wrapped, key_id.encode())
+            )
+        return aead
 
     def ff1(self, info: str, version: int, alphabet: str) -> FF1Alphabet:
         """FF1 over `alphabet` under the AES-256 key HKDF(root[version], info, 32 bytes).

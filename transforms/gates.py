@@ -14,6 +14,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from veil.errors import InputError
 from veil.keys import open_keyring
 from veil.transforms.counting import CountingFn
 from veil.transforms.policy import Policy
@@ -56,6 +57,7 @@ class _ConsentEntries(_KeyedByPartition):
         mine = batch.filter(pc.equal(batch.column(names.purpose), self._purpose))
         if not mine.num_rows:
             return
+        mine = _comparable(mine, names.at, names.granted)
         for part, rows in super().process(mine):
             entries = zip(
                 rows.column(REF_COLUMN).to_pylist(),
@@ -63,6 +65,35 @@ class _ConsentEntries(_KeyedByPartition):
                 rows.column(names.granted).to_pylist(),
             )
             yield part, list(entries)
+
+
+def _comparable(batch: pa.RecordBatch, at: str, granted: str) -> pa.RecordBatch:
+    """`batch` with times that order correctly and decisions that are booleans (or integers).
+
+    Text times (JSON Lines, CSV that did not parse) are parsed as ISO 8601, so that an offset or
+    a fraction of a second cannot reorder entries as text would; a text decision ("no") would be
+    truthy, so it is refused rather than read as a grant.
+    """
+    times, decisions = batch.column(at), batch.column(granted)
+    if pa.types.is_string(times.type) or pa.types.is_large_string(times.type):
+        for target in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
+            try:
+                parsed = times.cast(target)
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        else:
+            raise InputError(
+                f"consent table column {at}: times must be ISO 8601 timestamps, all with a zone offset "
+                "(2025-01-01T10:00:00Z) or all without one"
+            )
+        batch = batch.set_column(batch.schema.get_field_index(at), at, parsed)
+    elif not (pa.types.is_timestamp(times.type) or pa.types.is_date(times.type) or pa.types.is_null(times.type)):
+        raise InputError(f"consent table column {at} must hold timestamps, not {times.type}")
+    kind = decisions.type
+    if not (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
+        raise InputError(f"consent table column {granted} must hold true/false, not {kind}")
+    return batch
 
 
 class _ErasedRefs(beam.DoFn):

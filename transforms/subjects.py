@@ -35,13 +35,14 @@ def subject_ref(keyring: KeyRing, subject: Any) -> str | None:
 
 def subject_refs(keyring: KeyRing, subjects: Sequence[Any]) -> list[str | None]:
     """References of a column of subject ids, each distinct id computed once."""
-    memo: dict[Any, str | None] = {}
+    memo: dict[tuple[type, Any], str | None] = {}
     out = []
     for subject in subjects:
+        key = (type(subject), subject)  # 1, 1.0 and True are equal dict keys but not equal ids
         try:
-            ref = memo[subject]
+            ref = memo[key]
         except KeyError:
-            ref = memo[subject] = subject_ref(keyring, subject)
+            ref = memo[key] = subject_ref(keyring, subject)
         except TypeError:
             ref = subject_ref(keyring, subject)
         out.append(ref)
