@@ -158,6 +158,11 @@ def run(
         )
     if show:
         stderr_console().print(summary_table(manifests))
+    if not quiet:
+        from veil.pipelines.report import run_lines
+
+        for line in run_lines(manifests):  # k-anonymity: suppression, fairness warnings, report path
+            stderr_console().print(line, markup=False, soft_wrap=True)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -264,6 +269,36 @@ def export(
     document = export_subject(load_policy(policy), subject, input, keyset=keyset)
     storage.write_bytes(output, export_json(document), private=True)
     stdout_console().print(f"exported {len(document['records'])} records to {output} (audited)")
+
+
+@app.command()
+def report(
+    folder: Annotated[str, typer.Argument(help="A veil output folder (with its _manifest.json).")],
+    quasi_identifiers: Annotated[
+        Optional[str],
+        typer.Option("--quasi-identifiers", help="Comma-separated; default: the manifest's k_anonymity."),
+    ] = None,
+    k: Annotated[Optional[int], typer.Option("--k", min=1, help="Default: the manifest's k.")] = None,
+    sensitive: Annotated[
+        Optional[str], typer.Option("--sensitive", help="Fields to measure l of (default: the manifest's).")
+    ] = None,
+    protected: Annotated[
+        Optional[str], typer.Option("--protected", help="Groups to show (default: the manifest's).")
+    ] = None,
+) -> None:
+    """Measure the re-identification risk of an output: writes DIR/_report.json and DIR/_report.html."""
+    from veil.pipelines.report import report_job, summary_lines
+
+    def names(text: Optional[str]) -> Optional[list[str]]:
+        return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+    result, json_path, html_path = report_job(
+        folder, quasi_identifiers=names(quasi_identifiers), k=k, sensitive=names(sensitive), protected=names(protected)
+    )
+    console = stdout_console()
+    for line in summary_lines(result):
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(f"report: {html_path} (figures: {json_path})", markup=False, soft_wrap=True)
 
 
 @app.command()

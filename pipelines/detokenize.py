@@ -10,18 +10,22 @@ not, appends one line to the audit log.
 import json
 from typing import Any
 
+import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from veil.errors import ConfigError, IntegrityError, VeilError
+from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
 from veil.keys import open_keyring, storage
 from veil.pipelines import outputs
 from veil.pipelines.audit import append_audit, audit_line
 from veil.pipelines.io import ReadBatches, WriteBatches
 from veil.pipelines.job import check_output_format, new_run_id, open_input, query_counts, run_staged, utc_now
 from veil.pipelines.manifest import MANIFEST, manifest_json
+from veil.pipelines.subject_keys import key_files
 from veil.transforms.beam import DetokenizeBatches
+from veil.transforms.gates import SUBJECT_KEY_SCHEMA
 from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
-from veil.transforms.reverse import FAILED, RESTORED, restored_schema, reverse_ops
+from veil.transforms.reverse import FAILED, RESTORED, SHREDDED, restored_schema, reverse_ops
 
 ON_ERROR = ("fail", "null")
 
@@ -102,11 +106,22 @@ def detokenize_job(
         "run_id": run_id,
     }
 
+    def key_rows(pipeline):
+        if not policy.subject_keys:
+            return None
+        files = key_files(policy.subject_keys)
+        if not files:
+            return pipeline | "NoSubjectKeys" >> beam.Create([]).with_output_types(pa.RecordBatch)
+        return pipeline | "ReadSubjectKeys" >> ReadBatches(files, "parquet", SUBJECT_KEY_SCHEMA)
+
     def build(pipeline) -> None:
         _ = (
             pipeline
             | "Read" >> ReadBatches(source.files, source.format, source.schema)
-            | "Detokenize" >> DetokenizeBatches(policy, fields, keyset=keyset_path, key_version=version)
+            | "Detokenize"
+            >> DetokenizeBatches(
+                policy, fields, keyset=keyset_path, key_version=version, subject_key_rows=key_rows(pipeline)
+            )
             | "Write" >> WriteBatches(FileSystems.join(staging, "part"), output_format, schema)
         )
 
@@ -114,6 +129,14 @@ def detokenize_job(
         result, runner = run_staged(build, beam_args, stagings=[staging])
         counts = query_counts(result, policy.purpose)
         failed = {name[len(FAILED) :]: n for name, n in counts.items() if name.startswith(FAILED) and n}
+        shredded = {name[len(SHREDDED) :]: n for name, n in counts.items() if name.startswith(SHREDDED) and n}
+        if shredded and on_error == "fail":
+            outputs.discard(staging)
+            raise KeyShreddedError(
+                "; ".join(f"field '{f}': {n} value{'s' if n > 1 else ''}" for f, n in shredded.items())
+                + " were encrypted under subject keys deleted by an erasure (crypto-shredded) and cannot be "
+                "restored; nothing was written. Use --on-error null to write them as null"
+            )
         if failed and on_error == "fail":
             outputs.discard(staging)
             raise IntegrityError(
@@ -141,6 +164,7 @@ def detokenize_job(
         "counts": {
             "restored": {n[len(RESTORED) :]: v for n, v in counts.items() if n.startswith(RESTORED)},
             "failed": failed,
+            "shredded": shredded,
         },
     }
     outputs.commit(output, staging, manifest_json(summary))

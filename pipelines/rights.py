@@ -20,6 +20,7 @@ from veil.keys import open_keyring, storage
 from veil.pipelines.audit import append_audit, audit_line
 from veil.pipelines.detokenize import read_manifest
 from veil.pipelines.io import match_inputs
+from veil.pipelines.subject_keys import delete_subject_keys
 from veil.transforms.actions.base import BindContext
 from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
 from veil.transforms.registry import REGISTRY
@@ -76,7 +77,8 @@ def erase_subjects(policy: Policy, subjects: list[str], *, keyset: str | None = 
     sink = pa.BufferOutputStream()
     pq.write_table(rows, sink)
     storage.write_bytes(FileSystems.join(table, name), sink.getvalue().to_pybytes())
-    _audit(policy, keyset_path, "erase", subjects=len(refs), table=table)
+    shredded = delete_subject_keys(policy.subject_keys, set(refs)) if policy.subject_keys else 0
+    _audit(policy, keyset_path, "erase", subjects=len(refs), table=table, subject_keys_deleted=shredded)
     return len(refs)
 
 
@@ -91,7 +93,7 @@ def locate_values(policy: Policy, subject: str, keyring) -> dict[str, str]:
         return {}
     spec = policy.fields[policy.subject]
     action = REGISTRY[spec.action]
-    if spec.action == "drop" or not action.deterministic or action.bind is None or action.per_subject:
+    if spec.action == "drop" or not action.deterministic or action.bind is None or action.per_subject(spec):
         return {}
     version = keyring.resolve_version(policy.key_version) if action.keyed else None
     bound = action.bind(spec, BindContext(policy.purpose, policy.subject, keyring if action.keyed else None, version))

@@ -17,8 +17,11 @@ from veil.pipelines import outputs
 from veil.pipelines.io import ReadBatches, WriteBatches
 from veil.pipelines.job import InputSet, check_output_format, new_run_id, open_input, query_counts, run_staged, utc_now
 from veil.pipelines.manifest import build_manifest, manifest_json, schema_fields
+from veil.pipelines.report import EnforceAndSummarize, manifest_entry, report_job
 from veil.pipelines.rights import ERASURE_SCHEMA, erasure_files
+from veil.pipelines.subject_keys import key_files, publish_new_keys
 from veil.transforms.beam import SanitizeBatches
+from veil.transforms.gates import SUBJECT_KEY_SCHEMA
 from veil.transforms.plan import Plan, compile_plan, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
 
@@ -40,6 +43,7 @@ class View:
     key_version: int | None
     consent_table: InputSet | None = None
     erasure_files: list[str] | None = None
+    subject_key_files: list[str] | None = None
 
     def gate_tables(self, pipeline: beam.Pipeline) -> dict[str, Any]:
         """The consent and erasure tables this view's policy gates on, as PCollections of batches."""
@@ -54,6 +58,13 @@ class View:
             tables["erased_rows"] = (
                 pipeline | label >> ReadBatches(self.erasure_files, "parquet", ERASURE_SCHEMA)
                 if self.erasure_files
+                else pipeline | label >> beam.Create([]).with_output_types(pa.RecordBatch)
+            )
+        if self.subject_key_files is not None:
+            label = f"ReadSubjectKeys[{purpose}]"
+            tables["subject_key_rows"] = (
+                pipeline | label >> ReadBatches(self.subject_key_files, "parquet", SUBJECT_KEY_SCHEMA)
+                if self.subject_key_files
                 else pipeline | label >> beam.Create([]).with_output_types(pa.RecordBatch)
             )
         return tables
@@ -99,6 +110,12 @@ def plan_views(policies: list[Policy], schema, output: str, keyset: str | None) 
             f"several policies share the purpose {', '.join(duplicates)}; "
             "run them separately or give each its own purpose"
         )
+    tables = [p.subject_keys for p in policies if p.subject_keys]
+    if len(tables) != len(set(tables)):
+        raise ConfigError(
+            "several policies in this run share a subject key table; run them one after the other, "
+            "so that every subject gets exactly one key"
+        )
     views = []
     for policy in policies:
         plan = compile_plan(policy, schema)
@@ -110,7 +127,8 @@ def plan_views(policies: list[Policy], schema, output: str, keyset: str | None) 
             version = keyring.resolve_version(policy.key_version) if plan.keyed else None
             if subject_gates(policy):
                 keyring.subject_prf()  # a keyset without a subject key fails here, not on the workers
-        views.append(View(plan, folder, path, version, _consent_table(policy), _erasure(policy)))
+        key_files_ = key_files(policy.subject_keys) if policy.subject_keys else None
+        views.append(View(plan, folder, path, version, _consent_table(policy), _erasure(policy), key_files_))
     return views
 
 
@@ -138,6 +156,12 @@ def run_job(
     run_id, started = new_run_id(), utc_now()
     stagings = [outputs.staging_dir(v.folder, run_id) for v in views]
 
+    key_stagings = {
+        view.plan.policy.subject_keys: outputs.staging_dir(view.plan.policy.subject_keys, run_id)
+        for view in views
+        if view.plan.policy.subject_keys
+    }
+
     def build(pipeline: beam.Pipeline) -> None:
         batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema)
         for view, staging in zip(views, stagings):
@@ -150,9 +174,19 @@ def run_job(
                 **view.gate_tables(pipeline),
             )
             write = WriteBatches(FileSystems.join(staging, "part"), output_format, view.plan.output_schema)
-            _ = batches | f"Sanitize[{purpose}]" >> sanitize | f"Write[{purpose}]" >> write
+            sanitized = batches | f"Sanitize[{purpose}]" >> sanitize
+            if sanitize.new_subject_keys is not None:  # appended to the key table only if the run succeeds
+                key_prefix = FileSystems.join(key_stagings[policy.subject_keys], "keys")
+                _ = sanitize.new_subject_keys | f"WriteKeys[{purpose}]" >> WriteBatches(
+                    key_prefix, "parquet", SUBJECT_KEY_SCHEMA
+                )
+            if policy.k_anonymity is not None:  # dataset gate: suppress (or refuse) small classes
+                sanitized = sanitized | f"KAnonymity[{purpose}]" >> EnforceAndSummarize(policy, staging)
+            _ = sanitized | f"Write[{purpose}]" >> write
 
-    result, runner = run_staged(build, beam_args, stagings)
+    result, runner = run_staged(build, beam_args, [*stagings, *key_stagings.values()])
+    for table, key_staging in key_stagings.items():
+        publish_new_keys(key_staging, table, run_id)
     finished = utc_now()
     manifests = []
     for view, staging in zip(views, stagings):
@@ -173,6 +207,10 @@ def run_job(
             key_version=view.key_version,
             counts=query_counts(result, view.plan.policy.purpose),
         )
+        if view.plan.policy.k_anonymity is not None:
+            manifest["k_anonymity"] = manifest_entry(view.plan.policy, staging)
         outputs.commit(view.folder, staging, manifest_json(manifest))
+        if view.plan.policy.k_anonymity is not None:
+            report_job(view.folder)
         manifests.append(manifest)
     return manifests

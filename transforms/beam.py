@@ -18,9 +18,10 @@ from veil.errors import ConfigError
 from veil.keys import open_keyring
 from veil.transforms.counting import CountingFn, metrics_namespace
 from veil.transforms.engine import BoundPlan, Record
-from veil.transforms.gates import SubjectGates
+from veil.transforms.gates import AttachSubjectKeys, SubjectGates
 from veil.transforms.plan import Plan, compile_plan, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
+from veil.transforms.registry import REGISTRY
 from veil.transforms.reverse import BoundReverse, reverse_ops
 
 __all__ = [
@@ -164,6 +165,9 @@ class SanitizeBatches(beam.PTransform):
         key_version: the root key version to write with (default: the policy's pin, else primary).
         consent_rows: the policy's consent table as RecordBatches, when it has one.
         erased_rows: the policy's erasure table as RecordBatches, when it has one.
+        subject_key_rows: the policy's subject key table as RecordBatches, when it has one;
+            after expansion `new_subject_keys` holds the keys made for subjects without one
+            (append them to the table once the pipeline succeeded).
         label: the transform label (default `SanitizeBatches[<purpose>]`).
     """
 
@@ -176,6 +180,7 @@ class SanitizeBatches(beam.PTransform):
         key_version: int | None = None,
         consent_rows: beam.PCollection | None = None,
         erased_rows: beam.PCollection | None = None,
+        subject_key_rows: beam.PCollection | None = None,
         label: str | None = None,
     ):
         super().__init__(label or f"SanitizeBatches[{policy.purpose}]")
@@ -187,13 +192,21 @@ class SanitizeBatches(beam.PTransform):
                 raise ConfigError(f"policy '{policy.purpose}' has a consent table: pass its rows as consent_rows")
             if policy.erasure and erased_rows is None:
                 raise ConfigError(f"policy '{policy.purpose}' has an erasure table: pass its rows as erased_rows")
+            if policy.subject_keys and subject_key_rows is None:
+                raise ConfigError(
+                    f"policy '{policy.purpose}' has a subject key table: pass its rows as subject_key_rows"
+                )
             keyset_path = resolve_keyset(policy, keyset)
-            self._gates = SubjectGates(policy, keyset_path, consent_rows=consent_rows, erased_rows=erased_rows)
+            self._gates = SubjectGates(
+                policy, keyset_path, consent_rows=consent_rows, erased_rows=erased_rows, key_rows=subject_key_rows
+            )
+        self.new_subject_keys = None
         self._fn = _SanitizeBatchFn(plan, policy, keyset_path, key_version, count_read=self._gates is None)
 
     def expand(self, batches):
         if self._gates is not None:
             batches = batches | "Gates" >> self._gates
+            self.new_subject_keys = self._gates.new_keys
         return batches | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(
             pa.RecordBatch
         )
@@ -263,11 +276,30 @@ class Detokenize(_Detokenize):
 
 
 class DetokenizeBatches(_Detokenize):
-    """`Detokenize` for PCollections of `pyarrow.RecordBatch`."""
+    """`Detokenize` for PCollections of `pyarrow.RecordBatch`.
+
+    Per-subject ciphertexts (`encrypt: {per_subject: true}`) need the policy's subject key
+    table, passed as `subject_key_rows` (RecordBatches); a value whose key was deleted by an
+    erasure becomes null and is counted as `shredded.<field>`.
+    """
 
     _fn_class = _DetokenizeBatchFn
 
+    def __init__(self, policy: Policy, fields: Iterable[str], *, subject_key_rows=None, **options):
+        super().__init__(policy, fields, **options)
+        self._per_subject = [
+            op.output for op in self._fn._ops if REGISTRY[op.action].per_subject(policy.fields[op.source])
+        ]
+        if self._per_subject and subject_key_rows is None:
+            raise ConfigError(
+                f"{', '.join(self._per_subject)} are encrypted per subject: pass the subject key table "
+                "as subject_key_rows"
+            )
+        self._key_rows = subject_key_rows
+
     def expand(self, batches):
+        if self._per_subject:
+            batches = batches | "SubjectKeys" >> AttachSubjectKeys(self._per_subject, self._key_rows)
         return batches | "Restore" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(
             pa.RecordBatch
         )

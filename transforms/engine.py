@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from veil.errors import ActionError, ConfigError, DataRefusedError
 from veil.keys import KeyRing
-from veil.transforms.actions.base import BindContext
+from veil.transforms.actions.base import SUBJECT_KEY_COLUMN, BindContext
 from veil.transforms.plan import ColumnOp, Plan
 from veil.transforms.registry import REGISTRY
 
@@ -125,9 +125,9 @@ class BoundPlan:
             if op.action == "keep":
                 outputs[op.output] = list(values)
                 continue
-            result, failed, error = map_column(
-                fn, values, subjects if action.per_subject else None, memo=action.deterministic
-            )
+            role = action.subject_input(op.params)
+            per_subject = subjects if role == "id" else columns.get(SUBJECT_KEY_COLUMN, missing) if role else None
+            result, failed, error = map_column(fn, values, per_subject, memo=action.deterministic)
             if failed:
                 counts[FIELD_ERRORS + op.source] += len(failed)
                 if op.params.on_error == "fail":
@@ -148,7 +148,7 @@ class BoundPlan:
 
     def apply_batch(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Counter]:
         """`apply_columns` over an Arrow batch; the output has the plan's output schema."""
-        needed = {op.source for op in self.plan.ops} | set(self.plan.gate_fields)
+        needed = {op.source for op in self.plan.ops} | set(self.plan.gate_fields) | {SUBJECT_KEY_COLUMN}
         columns = {name: batch.column(name).to_pylist() for name in needed if name in batch.schema.names}
         outputs, counts = self.apply_columns(columns, batch.num_rows)
         schema = self.plan.output_schema

@@ -7,15 +7,20 @@ ways instead of being loaded into every worker as a side input. Records stay Arr
 (split per partition), so the join adds little per-record cost.
 """
 
+import base64
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam import pvalue
 
 from veil.errors import InputError
 from veil.keys import open_keyring
+from veil.transforms.actions.base import SUBJECT_KEY_COLUMN
+from veil.transforms.actions.encrypt import subject_key_id
 from veil.transforms.counting import CountingFn
 from veil.transforms.policy import Policy
 from veil.transforms.subjects import (
@@ -110,17 +115,80 @@ class _ErasedRefs(beam.DoFn):
         yield from by_part.items()
 
 
+class _SubjectKeyRows(beam.DoFn):
+    """Subject key table batches -> (partition, [(ref, key cell)])."""
+
+    def __init__(self, partitions: int):
+        self._partitions = partitions
+
+    def process(self, batch: pa.RecordBatch) -> Iterable[tuple[int, list]]:
+        by_part: dict[int, list] = {}
+        rows = zip(*(batch.column(n).to_pylist() for n in ("subject_ref", "key_id", "wrapped")))
+        for ref, key_id, wrapped in rows:
+            if ref and key_id and wrapped:
+                by_part.setdefault(partition_of(ref, self._partitions), []).append((ref, f"{key_id}:{wrapped}"))
+        yield from by_part.items()
+
+
+NEW_KEYS = "new_subject_keys"
+SUBJECT_KEY_SCHEMA = pa.schema(
+    [
+        ("subject_ref", pa.string()),
+        ("key_id", pa.string()),
+        ("wrapped", pa.string()),
+        ("created", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
 class _ApplyGates(CountingFn):
-    """One partition: drop records of erased subjects, then of subjects without consent."""
+    """One partition: drop records of erased subjects, then of subjects without consent; attach
+    each remaining record's subject key (creating the missing ones) when the policy has a key table."""
 
-    def __init__(self, purpose: str, consent: bool, erasure: bool):
+    def __init__(self, purpose: str, consent: bool, erasure: bool, keyset: str | None):
         super().__init__(purpose)
-        self._consent, self._erasure = consent, erasure
+        self._consent, self._erasure, self._keyset = consent, erasure, keyset
 
-    def process(self, element: tuple[int, dict]) -> Iterable[pa.RecordBatch]:
+    def setup(self) -> None:
+        self._keyring = open_keyring(self._keyset) if self._keyset else None
+
+    def _attach_keys(self, batch: pa.RecordBatch, refs: list, known: dict) -> Iterable[Any]:
+        """Yield new key rows (tagged) for subjects without one; return the batch with key cells."""
+        cells, created = [], []
+        for ref in refs:
+            if ref is None:
+                cells.append(None)
+                continue
+            cell = known.get(ref)
+            if cell is None:
+                key_id, wrapped = self._keyring.create_subject_dek()
+                cell = known[ref] = f"{key_id}:{base64.b64encode(wrapped).decode()}"
+                created.append((ref, key_id, cell.partition(":")[2]))
+            cells.append(cell)
+        if created:
+            now = datetime.now(timezone.utc)
+            refs_, ids, wrapped = zip(*created)
+            rows = pa.RecordBatch.from_arrays(
+                [
+                    pa.array(refs_),
+                    pa.array(ids),
+                    pa.array(wrapped),
+                    pa.array([now] * len(created), pa.timestamp("us", tz="UTC")),
+                ],
+                schema=SUBJECT_KEY_SCHEMA,
+            )
+            yield pvalue.TaggedOutput(NEW_KEYS, rows)
+        return batch.append_column(SUBJECT_KEY_COLUMN, pa.array(cells, pa.string()))
+
+    def process(self, element: tuple[int, dict]) -> Iterable[Any]:
         _, groups = element
         granted = latest_consent(e for chunk in groups.get("consent", ()) for e in chunk) if self._consent else None
         erased = {ref for chunk in groups.get("erasure", ()) for ref in chunk} if self._erasure else set()
+        known = None
+        if self._keyring is not None:  # one key per subject: the smallest key id when a table holds several
+            known = {}
+            for ref, cell in sorted(pair for chunk in groups.get("keys", ()) for pair in chunk):
+                known.setdefault(ref, cell)
         for batch in groups["records"]:
             refs = batch.column(REF_COLUMN).to_pylist()
             is_erased = [ref in erased for ref in refs]
@@ -133,9 +201,12 @@ class _ApplyGates(CountingFn):
                     NO_CONSENT: sum(1 for a, e in zip(allowed, is_erased) if not a and not e),
                 }
             )
-            kept = batch.filter(pa.array(keep, pa.bool_())).drop_columns([REF_COLUMN])
-            if kept.num_rows:
-                yield kept
+            kept = batch.filter(pa.array(keep, pa.bool_()))
+            if not kept.num_rows:
+                continue
+            if known is not None:
+                kept = yield from self._attach_keys(kept, kept.column(REF_COLUMN).to_pylist(), known)
+            yield kept.drop_columns([REF_COLUMN])
 
 
 class SubjectGates(beam.PTransform):
@@ -148,6 +219,10 @@ class SubjectGates(beam.PTransform):
         keyset: the keyset path (its subject key makes the references).
         consent_rows: the consent table as RecordBatches (None without a consent table).
         erased_rows: the erasure table as RecordBatches (None without an erasure table).
+        key_rows: the subject key table as RecordBatches (None without one); each record then
+            carries its subject's key in `SUBJECT_KEY_COLUMN`, and keys made for subjects
+            without one are in `self.new_keys` (RecordBatches of `SUBJECT_KEY_SCHEMA`) after
+            expansion, for the caller to append to the table.
         partitions: how many hash partitions the join uses.
     """
 
@@ -158,17 +233,23 @@ class SubjectGates(beam.PTransform):
         *,
         consent_rows=None,
         erased_rows=None,
+        key_rows=None,
         partitions: int = PARTITIONS,
         label: str | None = None,
     ):
         super().__init__(label or f"SubjectGates[{policy.purpose}]")
         self._policy, self._keyset, self._partitions = policy, keyset, partitions
-        self._consent_rows, self._erased_rows = consent_rows, erased_rows
+        self._consent_rows, self._erased_rows, self._key_rows = consent_rows, erased_rows, key_rows
+        self.new_keys = None
 
     def expand(self, batches):
         policy, parts = self._policy, self._partitions
         groups = {
-            "records": batches | "KeyRecords" >> beam.ParDo(_KeyedByPartition(self._keyset, policy.subject, parts))
+            "records": batches
+            | "KeyRecords"
+            >> beam.ParDo(_KeyedByPartition(self._keyset, policy.subject, parts)).with_output_types(
+                tuple[int, pa.RecordBatch]
+            )
         }
         if self._consent_rows is not None:
             groups["consent"] = self._consent_rows | "KeyConsent" >> beam.ParDo(
@@ -176,5 +257,85 @@ class SubjectGates(beam.PTransform):
             )
         if self._erased_rows is not None:
             groups["erasure"] = self._erased_rows | "KeyErasures" >> beam.ParDo(_ErasedRefs(parts))
-        gate = _ApplyGates(policy.purpose, self._consent_rows is not None, self._erased_rows is not None)
-        return groups | "Join" >> beam.CoGroupByKey() | "Gate" >> beam.ParDo(gate).with_output_types(pa.RecordBatch)
+        if self._key_rows is not None:
+            groups["keys"] = self._key_rows | "KeySubjectKeys" >> beam.ParDo(_SubjectKeyRows(parts))
+        gate = _ApplyGates(
+            policy.purpose,
+            self._consent_rows is not None,
+            self._erased_rows is not None,
+            self._keyset if self._key_rows is not None else None,
+        )
+        joined = groups | "Join" >> beam.CoGroupByKey()
+        if self._key_rows is None:
+            return joined | "Gate" >> beam.ParDo(gate).with_output_types(pa.RecordBatch)
+        outputs = joined | "Gate" >> beam.ParDo(gate).with_outputs(NEW_KEYS, main="records")
+        self.new_keys = outputs[NEW_KEYS]
+        return outputs.records
+
+
+KEY_ID_COLUMN = "__veil_subject_key_id"
+
+
+class _KeyedByKeyId(beam.DoFn):
+    """Split batches by the partition of the subject key id their per-subject ciphertexts name."""
+
+    def __init__(self, fields: tuple[str, ...], partitions: int):
+        self._fields, self._partitions = fields, partitions
+
+    def process(self, batch: pa.RecordBatch) -> Iterable[tuple[int, pa.RecordBatch]]:
+        columns = [batch.column(name).to_pylist() for name in self._fields]
+        ids = [next((k for k in map(subject_key_id, row) if k), None) for row in zip(*columns)]
+        yield from split_by_partition(batch, ids, self._partitions, column=KEY_ID_COLUMN)
+
+
+class _KeyRowsById(beam.DoFn):
+    """Subject key table batches -> (partition of key id, [(key id, key cell)])."""
+
+    def __init__(self, partitions: int):
+        self._partitions = partitions
+
+    def process(self, batch: pa.RecordBatch) -> Iterable[tuple[int, list]]:
+        by_part: dict[int, list] = {}
+        for key_id, wrapped in zip(batch.column("key_id").to_pylist(), batch.column("wrapped").to_pylist()):
+            if key_id and wrapped:
+                by_part.setdefault(partition_of(key_id, self._partitions), []).append((key_id, f"{key_id}:{wrapped}"))
+        yield from by_part.items()
+
+
+def _attach_by_key_id(element: tuple[int, dict]) -> Iterable[pa.RecordBatch]:
+    _, groups = element
+    cells = dict(pair for chunk in groups.get("keys", ()) for pair in chunk)
+    for batch in groups["records"]:
+        ids = batch.column(KEY_ID_COLUMN).to_pylist()
+        with_keys = batch.append_column(SUBJECT_KEY_COLUMN, pa.array([cells.get(i) for i in ids], pa.string()))
+        yield with_keys.drop_columns([KEY_ID_COLUMN])
+
+
+class AttachSubjectKeys(beam.PTransform):
+    """Batches of per-subject ciphertexts -> the same batches with each row's subject key attached.
+
+    Joins on the key id the ciphertexts name (never the subject), hash-partitioned like the
+    record gates. A row whose key is no longer in the table gets none: its subject was erased.
+
+    Args:
+        fields: the per-subject encrypted fields (output names).
+        key_rows: the subject key table as RecordBatches.
+        partitions: how many hash partitions the join uses.
+    """
+
+    def __init__(self, fields: Iterable[str], key_rows, *, partitions: int = PARTITIONS):
+        super().__init__()
+        self._fields, self._key_rows, self._partitions = tuple(fields), key_rows, partitions
+
+    def expand(self, batches):
+        parts = self._partitions
+        groups = {
+            "records": batches
+            | "KeyById" >> beam.ParDo(_KeyedByKeyId(self._fields, parts)).with_output_types(tuple[int, pa.RecordBatch]),
+            "keys": self._key_rows | "KeyRowsById" >> beam.ParDo(_KeyRowsById(parts)),
+        }
+        return (
+            groups
+            | "JoinKeys" >> beam.CoGroupByKey()
+            | "Attach" >> beam.FlatMap(_attach_by_key_id).with_output_types(pa.RecordBatch)
+        )

@@ -69,14 +69,16 @@ class Plan:
         """Input fields read by the record gates and per-subject actions."""
         policy = self.policy
         used = [policy.consent.field] if policy.consent and policy.consent.field else []
-        if policy.subject and (subject_gates(policy) or any(REGISTRY[op.action].per_subject for op in self.ops)):
+        if policy.subject and (
+            subject_gates(policy) or any(REGISTRY[op.action].per_subject(op.params) for op in self.ops)
+        ):
             used.append(policy.subject)
         return tuple(used)
 
 
 def subject_gates(policy: Policy) -> bool:
-    """Whether the policy gates records on facts kept per subject (a consent or erasure table)."""
-    return bool((policy.consent and policy.consent.table) or policy.erasure)
+    """Whether records must be joined with facts kept per subject (consent, erasure or key tables)."""
+    return bool((policy.consent and policy.consent.table) or policy.erasure or policy.subject_keys)
 
 
 def _where(policy: Policy) -> str:

@@ -70,6 +70,37 @@ class ErasureSpec(BaseModel):
     table: str
 
 
+class KAnonymitySpec(BaseModel):
+    """Dataset rule: every combination of quasi-identifier values is shared by at least k records.
+
+    Attributes:
+        k: the smallest allowed equivalence class (records sharing one quasi-identifier tuple).
+        quasi_identifiers: output fields an attacker could link with other data (age band, zip...).
+        on_violation: `suppress` the records of smaller classes, or `fail` the job.
+        protected: output fields whose groups (gender, country...) the report checks for
+            unfair suppression.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    k: int = Field(..., ge=2)
+    quasi_identifiers: tuple[str, ...] = Field(..., min_length=1)
+    on_violation: Literal["suppress", "fail"] = "suppress"
+    protected: tuple[str, ...] = ()
+
+
+class LDiversitySpec(BaseModel):
+    """Dataset rule: every equivalence class holds at least l distinct values of each sensitive field.
+
+    Attributes:
+        l: the fewest distinct values (null counts as one) a class may have per sensitive field.
+        sensitive: output fields an attacker must not infer from the quasi-identifiers.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    l: int = Field(..., ge=2)  # noqa: E741 - the rule's own name
+    sensitive: tuple[str, ...] = Field(..., min_length=1)
+
+
 def _field_error(loc: tuple[str, ...], message: str) -> None:
     """Raise a policy-level check as a ValidationError located at `loc` (so errors name the line)."""
     error = PydanticCustomError("policy_inconsistent", message)
@@ -90,6 +121,8 @@ class Policy(BaseModel):
         default: `drop` fields the policy does not name, or `error` on them.
         consent: the consent gate (a consents field or a consent table).
         erasure: the erasure gate.
+        subject_keys: the subject key table (a folder veil creates) holding one wrapped data key
+            per subject, for `encrypt: {per_subject: true}`; erasure deletes a subject's key.
         audit_log: where re-identifications (detokenize) append a line; default `audit.jsonl`
             beside the keyset. A relative path is against the policy's folder.
         fields: input field name -> action.
@@ -106,8 +139,11 @@ class Policy(BaseModel):
     default: Literal["drop", "error"] = "drop"
     consent: ConsentSpec | None = None
     erasure: ErasureSpec | None = None
+    subject_keys: str | None = None
     audit_log: str | None = None
     fields: dict[str, FieldSpec] = Field(..., min_length=1)
+    k_anonymity: KAnonymitySpec | None = None
+    l_diversity: LDiversitySpec | None = None
 
     _source: str | None = PrivateAttr(None)
     _sha256: str | None = PrivateAttr(None)
@@ -125,7 +161,13 @@ class Policy(BaseModel):
                     f"fields '{outputs[out]}' and '{name}' both write output '{out}'; rename one with 'as'",
                 )
             outputs[out] = name
-            if REGISTRY[spec.action].per_subject and self.subject is None:
+            if getattr(spec, "per_subject", False) and not self.subject_keys:
+                _field_error(
+                    ("fields", name, "per_subject"),
+                    f"field '{name}' is encrypted per subject, which needs the policy's 'subject_keys' "
+                    "(the subject key table folder)",
+                )
+            if REGISTRY[spec.action].per_subject(spec) and self.subject is None:
                 _field_error(
                     ("fields", name, "action"),
                     f"field '{name}' uses {spec.action}, which needs the policy's "
@@ -133,7 +175,11 @@ class Policy(BaseModel):
                 )
         needs_subject = [
             name
-            for name, on in (("consent.table", self.consent and self.consent.table), ("erasure", self.erasure))
+            for name, on in (
+                ("consent.table", self.consent and self.consent.table),
+                ("erasure", self.erasure),
+                ("subject_keys", self.subject_keys),
+            )
             if on
         ]
         if needs_subject and self.subject is None:
@@ -143,6 +189,28 @@ class Policy(BaseModel):
             )
         if not outputs:
             _field_error(("fields",), "every field is dropped: a policy must let its purpose see at least one field")
+        return self
+
+    @model_validator(mode="after")
+    def _dataset_rules(self) -> "Policy":
+        outputs = {spec.as_ or name for name, spec in self.fields.items() if spec.action != "drop"}
+        if self.l_diversity is not None and self.k_anonymity is None:
+            _field_error(("l_diversity",), "l_diversity needs k_anonymity (its quasi-identifiers define the classes)")
+        named = [("k_anonymity", "quasi_identifiers"), ("k_anonymity", "protected"), ("l_diversity", "sensitive")]
+        for rule, key in named:
+            spec = getattr(self, rule)
+            names = getattr(spec, key) if spec is not None else ()
+            for index, name in enumerate(names):
+                if name not in outputs:
+                    _field_error((rule, key, index), f"'{name}' is not an output field of this policy")
+                if name in names[:index]:
+                    _field_error((rule, key, index), f"'{name}' is named twice")
+        if self.l_diversity is not None:
+            both = sorted(set(self.l_diversity.sensitive) & set(self.k_anonymity.quasi_identifiers))
+            if both:
+                _field_error(
+                    ("l_diversity", "sensitive"), f"{', '.join(both)} cannot be both quasi-identifier and sensitive"
+                )
         return self
 
     @property
@@ -262,7 +330,9 @@ def load_policy(path: str | os.PathLike) -> Policy:
         raise ConfigError(f"policy {path} is not UTF-8 text") from None
     policy = parse_policy(text, path)
     relative: dict[str, Any] = {
-        name: _beside(path, value) for name in ("keyset", "audit_log") if (value := getattr(policy, name))
+        name: _beside(path, value)
+        for name in ("keyset", "audit_log", "subject_keys")
+        if (value := getattr(policy, name))
     }
     if policy.consent and policy.consent.table:
         relative["consent"] = policy.consent.model_copy(update={"table": _beside(path, policy.consent.table)})

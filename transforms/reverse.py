@@ -12,13 +12,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from veil.errors import ConfigError, IntegrityError
+from veil.errors import ConfigError, IntegrityError, KeyShreddedError
 from veil.keys import KeyRing
-from veil.transforms.actions.base import BindContext
+from veil.transforms.actions.base import SUBJECT_KEY_COLUMN, BindContext
 from veil.transforms.policy import Policy
 from veil.transforms.registry import REGISTRY
 
-RESTORED, FAILED = "restored.", "failed."
+RESTORED, FAILED, SHREDDED = "restored.", "failed.", "shredded."
 
 
 @dataclass(frozen=True)
@@ -81,24 +81,33 @@ class BoundReverse:
 
     def __init__(self, policy: Policy, ops: Sequence[ReverseOp], keyring: KeyRing, key_version: int | None):
         self.ops = tuple(ops)
-        self._fns: list[Callable[[Any], Any]] = []
+        self._fns: list[Callable[..., Any]] = []
+        self._per_subject = [REGISTRY[op.action].per_subject(policy.fields[op.source]) for op in self.ops]
         for op in self.ops:
             context = BindContext(policy.purpose, op.source, keyring, key_version)
             self._fns.append(REGISTRY[op.action].reverse(policy.fields[op.source], context))
 
     def apply_columns(self, columns: Mapping[str, Sequence[Any]]) -> tuple[dict[str, list], Counter]:
-        """Restored values by source name, and counts `restored.<field>`, `failed.<field>`."""
+        """Restored values by source name, and counts `restored.`, `failed.` and `shredded.<field>`.
+
+        Per-subject ciphertexts read their keys from `SUBJECT_KEY_COLUMN` (added by the subject
+        key join); a missing key means the subject was erased: shredded, not tampered.
+        """
         counts: Counter = Counter()
         restored = {}
-        for op, fn in zip(self.ops, self._fns):
+        for op, fn, keyed in zip(self.ops, self._fns, self._per_subject):
             values = []
-            for value in columns[op.output]:
+            keys = columns.get(SUBJECT_KEY_COLUMN) if keyed else None
+            for index, value in enumerate(columns[op.output]):
                 if value is None:
                     values.append(None)
                     continue
                 try:
-                    values.append(fn(value))
+                    values.append(fn(value, keys[index] if keys is not None else None) if keyed else fn(value))
                     counts[RESTORED + op.output] += 1
+                except KeyShreddedError:
+                    values.append(None)
+                    counts[SHREDDED + op.output] += 1
                 except IntegrityError:
                     values.append(None)
                     counts[FAILED + op.output] += 1
@@ -106,8 +115,12 @@ class BoundReverse:
         return restored, counts
 
     def apply_batch(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Counter]:
-        """`batch` with the named fields restored under their source names."""
-        restored, counts = self.apply_columns({op.output: batch.column(op.output).to_pylist() for op in self.ops})
+        """`batch` with the named fields restored under their source names (subject keys dropped)."""
+        columns = {op.output: batch.column(op.output).to_pylist() for op in self.ops}
+        if SUBJECT_KEY_COLUMN in batch.schema.names:
+            columns[SUBJECT_KEY_COLUMN] = batch.column(SUBJECT_KEY_COLUMN).to_pylist()
+            batch = batch.drop_columns([SUBJECT_KEY_COLUMN])
+        restored, counts = self.apply_columns(columns)
         schema = restored_schema(batch.schema, self.ops)
         renamed = {op.output: op.source for op in self.ops}
         arrays = [

@@ -55,10 +55,13 @@ def partition_of(ref: str | None, partitions: int = PARTITIONS) -> int:
 
 
 def split_by_partition(
-    table: pa.Table | pa.RecordBatch, refs: list[str | None], partitions: int = PARTITIONS
+    table: pa.Table | pa.RecordBatch,
+    refs: list[str | None],
+    partitions: int = PARTITIONS,
+    column: str = REF_COLUMN,
 ) -> Iterable[tuple[int, pa.Table | pa.RecordBatch]]:
-    """(partition, rows of `table` in it, with their references as `REF_COLUMN`)."""
-    with_refs = table.append_column(REF_COLUMN, pa.array(refs, pa.string()))
+    """(partition, rows of `table` in it, with their hex keys (references) as `column`)."""
+    with_refs = table.append_column(column, pa.array(refs, pa.string()))
     parts = pa.array([partition_of(ref, partitions) for ref in refs], pa.int32())
     for part in pc.unique(parts).to_pylist():
         yield part, with_refs.filter(pc.equal(parts, part))

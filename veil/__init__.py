@@ -25,6 +25,7 @@ _EXPORTS = {
     "SanitizeBatches": "veil.transforms.beam",
     "Detokenize": "veil.transforms.beam",
     "DetokenizeBatches": "veil.transforms.beam",
+    "EnforceKAnonymity": "veil.transforms.enforce",
     "open_keyring": "veil.keys",
 }
 

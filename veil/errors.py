@@ -16,6 +16,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "KeyAccessError",
+    "KeyShreddedError",
     "OutputError",
     "VeilError",
 ]
@@ -43,6 +44,10 @@ class KeyAccessError(VeilError):
 
 class IntegrityError(VeilError):
     """A token or ciphertext failed authentication. Deliberately says nothing more."""
+
+
+class KeyShreddedError(VeilError):
+    """A value was encrypted under a subject key that has been deleted (the subject was erased)."""
 
 
 class ErrorCode(enum.Enum):

@@ -25,6 +25,8 @@ DATES: frozenset[Kind] = frozenset({"date", "timestamp", "string"})
 SCALARS: frozenset[Kind] = frozenset({"string", "integer", "float", "date", "timestamp", "bool"})
 
 ValueFn = Callable[..., Any]
+SubjectInput = Literal["id", "key"]
+SUBJECT_KEY_COLUMN = "__veil_subject_key"  # added to batches by the subject key join: "<key id>:<wrapped, base64>"
 
 
 class ActionParams(BaseModel):
@@ -85,7 +87,9 @@ class Action:
         accepts: input kinds the action can take (checked when a plan is compiled): a set, a
             function of the params giving one, or None for any kind.
         keyed: whether it needs the keyring.
-        per_subject: whether its function also takes the record's subject id.
+        subject_input: params -> what per-subject input its function takes as a second
+            argument: "id" (the record's subject id), "key" (the record's subject data key, from
+            the subject key table), or None (the function takes the value only).
         deterministic: whether equal inputs give equal outputs (enables per-batch memo).
         reverse: params + context -> function from an output value back to the input value
             (raising `IntegrityError` for one that fails authentication); None when the action
@@ -99,9 +103,13 @@ class Action:
     output_type: Callable[[Any, pa.DataType], pa.DataType | None]
     accepts: frozenset[Kind] | Callable[[Any], frozenset[Kind]] | None = SCALARS
     keyed: bool = False
-    per_subject: bool = False
+    subject_input: Callable[[Any], SubjectInput | None] = lambda _params: None
     deterministic: bool = True
     reverse: Callable[[Any, BindContext], ValueFn] | None = None
+
+    def per_subject(self, params: Any) -> bool:
+        """Whether these params make the action read something per subject (so need `subject`)."""
+        return self.subject_input(params) is not None
 
     def accepted_kinds(self, params: Any) -> frozenset[Kind] | None:
         """The input kinds these params can take (None: any)."""

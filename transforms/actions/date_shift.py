@@ -71,5 +71,11 @@ def _bind(params: DateShiftParams, ctx: BindContext):
 
 
 ACTION = Action(
-    "date_shift", DateShiftParams, bind=_bind, output_type=same_type, accepts=DATES, keyed=True, per_subject=True
+    "date_shift",
+    DateShiftParams,
+    bind=_bind,
+    output_type=same_type,
+    accepts=DATES,
+    keyed=True,
+    subject_input=lambda _params: "id",
 )

@@ -1,15 +1,22 @@
-"""encrypt: randomised AES-256-GCM, bound to purpose and field, carrying the key version."""
+"""encrypt: randomised AES-256-GCM, bound to purpose and field, carrying the key version (or subject key id)."""
 
+import base64
 from typing import Literal
 
-from veil.errors import ActionError, ErrorCode
+from veil.errors import ActionError, ErrorCode, IntegrityError, KeyShreddedError
 from veil.transforms.actions.base import Action, ActionParams, BindContext, parse_token, string_type, token_text
 
 
 class EncryptParams(ActionParams):
-    """Authenticated encryption of the value (AES-256-GCM, 96-bit random nonce)."""
+    """Authenticated encryption of the value (AES-256-GCM, 96-bit random nonce).
+
+    Attributes:
+        per_subject: encrypt under the record's subject data key (from the policy's subject key
+            table) instead of the purpose key, so that erasing the subject shreds the ciphertext.
+    """
 
     action: Literal["encrypt"]
+    per_subject: bool = False
 
 
 def key_info(purpose: str) -> str:
@@ -22,7 +29,35 @@ def associated_data(purpose: str, field: str) -> bytes:
     return f"veil/v1/encrypt/{purpose}/{field}".encode()
 
 
-def _bind(_params: EncryptParams, ctx: BindContext):
+def _subject_aead(keyring, cell):
+    """(key id, AEAD) of a subject key cell `<key id>:<wrapped, base64>`."""
+    key_id, _, wrapped = cell.partition(":")
+    return key_id, keyring.subject_aead(key_id, base64.b64decode(wrapped))
+
+
+def _bind_per_subject(ctx: BindContext):
+    keyring, bound_to = ctx.keyring, associated_data(ctx.purpose, ctx.field)
+
+    def encrypt_per_subject(value, key_cell):
+        """`s.<subject key id>.` + base64url(nonce || AES-GCM ciphertext || tag) under the subject's key.
+
+        Security: randomised; reversible only while the subject's key exists (erasure deletes it:
+        crypto-shredding); the token names the key, never the subject.
+        """
+        if not isinstance(value, str):
+            raise ActionError(ErrorCode.WRONG_TYPE)
+        if key_cell is None:
+            raise ActionError(ErrorCode.NO_SUBJECT)
+        key_id, aead = _subject_aead(keyring, key_cell)
+        payload = aead.encrypt(value.encode("utf-8"), bound_to)
+        return f"s.{key_id}." + base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
+
+    return encrypt_per_subject
+
+
+def _bind(params: EncryptParams, ctx: BindContext):
+    if params.per_subject:
+        return _bind_per_subject(ctx)
     keyring, version = ctx.require_keys()
     aead, bound_to = keyring.aead(key_info(ctx.purpose), version), associated_data(ctx.purpose, ctx.field)
 
@@ -39,9 +74,33 @@ def _bind(_params: EncryptParams, ctx: BindContext):
     return encrypt
 
 
-def _reverse(_params: EncryptParams, ctx: BindContext):
+def subject_key_id(token: str) -> str | None:
+    """The subject key id a per-subject ciphertext names (None if it is not one)."""
+    if not isinstance(token, str) or not token.startswith("s."):
+        return None
+    return token[2:].partition(".")[0] or None
+
+
+def _reverse(params: EncryptParams, ctx: BindContext):
     keyring = ctx.keyring
     bound_to, info = associated_data(ctx.purpose, ctx.field), key_info(ctx.purpose)
+    if params.per_subject:
+
+        def decrypt_per_subject(text, key_cell):
+            """The plaintext of a per-subject ciphertext; `KeyShreddedError` once its key is deleted."""
+            key_id = subject_key_id(text)
+            if key_id is None:
+                raise IntegrityError("not a per-subject ciphertext")
+            if key_cell is None:
+                raise KeyShreddedError("the subject key of this value was deleted")
+            cell_id, aead = _subject_aead(keyring, key_cell)
+            if cell_id != key_id:
+                raise IntegrityError("ciphertext names another key")
+            _, _, payload = text[2:].partition(".")
+            sealed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            return aead.decrypt(sealed, bound_to).decode("utf-8")
+
+        return decrypt_per_subject
 
     def decrypt(text):
         """The plaintext of an `encrypt` output, under the key version it carries."""
@@ -59,5 +118,6 @@ ACTION = Action(
     accepts=frozenset({"string"}),
     keyed=True,
     deterministic=False,
+    subject_input=lambda params: "key" if params.per_subject else None,
     reverse=_reverse,
 )
