@@ -22,8 +22,10 @@ lint: $(VENV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# `make bench BENCH_ARGS="--rows 100000"` passes options to bench/run.py (see its --help).
 bench: $(VENV)
-	$(BIN)/python bench/ff1_micro.py
+	$(BIN)/python -c "import presidio_anonymizer" 2>/dev/null || $(BIN)/pip install --quiet -c constraints.txt -e ".[bench]"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) veil-demo build dist *.egg-info
