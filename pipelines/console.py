@@ -75,8 +75,8 @@ def summary_table(manifests: Sequence[dict]) -> Table:
     table = Table("purpose", "read", "written", "dropped", "field errors", "output", title="veil run")
     for manifest in manifests:
         counts = manifest["counts"]
-        dropped = ", ".join(f"{reason} {n}" for reason, n in counts["dropped"].items()) or "0"
-        errors = ", ".join(f"{field} {n}" for field, n in counts["field_errors"].items()) or "0"
+        dropped = "\n".join(f"{reason} {n}" for reason, n in counts["dropped"].items()) or "0"
+        errors = "\n".join(f"{field} {n}" for field, n in counts["field_errors"].items()) or "0"
         table.add_row(
             manifest["purpose"],
             str(counts["read"]),

@@ -80,13 +80,13 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
 
     summary = Table(
         "purpose",
-        "records in",
-        "records out",
-        "dropped",
-        "fields kept",
+        "in",
+        "out",
+        "records dropped",
+        "kept",
         "protected",
-        "dropped fields",
-        title="veil demo",
+        "removed",
+        title="veil demo: records in and out, fields kept, protected and removed",
         title_justify="left",
     )
     for manifest in manifests:
@@ -96,7 +96,7 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
             manifest["purpose"],
             str(counts["read"]),
             str(counts["written"]),
-            ", ".join(f"{k} {v}" for k, v in counts["dropped"].items()) or "0",
+            "\n".join(f"{k} {v}" for k, v in counts["dropped"].items()) or "0",
             str(kept),
             str(len(fields) - kept),
             str(len(manifest["dropped_fields"])),
