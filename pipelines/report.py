@@ -11,6 +11,7 @@ summary from the workers to the manifest (a small JSON file in the run's staging
 """
 
 import html
+import io
 import json
 import re
 from collections import Counter
@@ -124,9 +125,12 @@ def read_columns(folder: str, columns: Sequence[str], manifest: dict | None) -> 
                     convert = pa_csv.ConvertOptions(column_types=types, include_columns=list(columns))
                     table = pa_csv.read_csv(handle, read_options=read, convert_options=convert)
                 else:
+                    data = handle.read()
+                    if not data.strip():  # every record of this shard was suppressed
+                        continue
                     schema = pa.schema([(name, kind) for name, kind in types.items()]) if types else None
                     parse = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-                    table = pa_json.read_json(handle, parse_options=parse).select(list(columns))
+                    table = pa_json.read_json(io.BytesIO(data), parse_options=parse).select(list(columns))
         except (pa.ArrowException, OSError, KeyError) as exc:
             raise InputError(f"output file {path} cannot be read for the report ({type(exc).__name__})") from None
         tables.append(table)

@@ -285,6 +285,18 @@ def test_veil_report_needs_quasi_identifiers(tmp_path):
     assert report_of(tmp_path / "out")["records_below_k"] == {"before": None, "after": 2}
 
 
+def test_a_view_with_every_record_suppressed_still_gets_its_report(tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
+    policy = "version: 1\npurpose: cohorts\nfields: {a: {action: keep}}\nk_anonymity: {k: 2, quasi_identifiers: [a]}\n"
+    (tmp_path / "p.yaml").write_text(policy)
+    out = tmp_path / "out"
+    result = cli("run", tmp_path / "p.yaml", "--input", tmp_path / "in.jsonl", "--output", out, "--format", "jsonl")
+    assert result.code == 0, result.err
+    report = report_of(out)
+    assert report["records"] == 0 and report["records_below_k"] == {"before": 2, "after": 0}
+    assert report["suppressed"]["share"] == 1.0
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_the_report_reads_text_outputs_with_their_types(world, tmp_path, fmt):
     out = tmp_path / fmt
