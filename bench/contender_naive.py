@@ -1,0 +1,84 @@
+"""Contender 2, naive Beam: what an engineer writes without veil.
+
+`ReadFromParquet` (one dict per record) -> a per-record `DoFn` applying the 12 fields of
+bench/policy.yaml with the same primitives as veil (`bench/workload.py`: keys derived once in
+`setup`, cipher objects built there) -> `WriteToParquet` (from dicts), on the DirectRunner.
+
+Run by bench/run.py: `python bench/contender_naive.py --input F --output DIR --keyset K [beam options]`.
+Prints one JSON line {"read": n, "written": m}.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workload import OUTPUT_SCHEMA, Primitives, protect_record, working_keys  # noqa: E402
+
+NAMESPACE = "bench"
+
+
+class ProtectRecord(beam.DoFn):
+    """The whole policy on one dict record; records without consent are dropped."""
+
+    def __init__(self, keyset: str):
+        self._keyset = keyset
+        self._read = Metrics.counter(NAMESPACE, "read")
+        self._written = Metrics.counter(NAMESPACE, "written")
+
+    def setup(self):
+        self._primitives = Primitives(working_keys(self._keyset))
+
+    def process(self, record):
+        self._read.inc()
+        out = protect_record(self._primitives, record)
+        if out is not None:
+            self._written.inc()
+            yield out
+
+
+def counts(result) -> dict[str, int]:
+    """The bench counters of a finished pipeline."""
+    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    totals = {"read": 0, "written": 0}
+    for counter in found:
+        totals[counter.key.metric.name] += counter.committed or counter.attempted or 0
+    return totals
+
+
+def parse(description: str) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True, help="folder; part-*.parquet files are written in it")
+    parser.add_argument("--keyset", required=True)
+    args, beam_args = parser.parse_known_args()
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    return args, beam_args
+
+
+def main() -> None:
+    args, beam_args = parse(__doc__.splitlines()[0])
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    (
+        pipeline
+        | "Read" >> beam.io.ReadFromParquet(args.input)
+        | "Protect" >> beam.ParDo(ProtectRecord(args.keyset))
+        | "Write"
+        >> beam.io.WriteToParquet(
+            os.path.join(args.output, "part"), OUTPUT_SCHEMA, codec="snappy", file_name_suffix=".parquet"
+        )
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    print(json.dumps(counts(result)))
+
+
+if __name__ == "__main__":
+    main()

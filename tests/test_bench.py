@@ -1,0 +1,41 @@
+"""Smoke test of the benchmark harness (bench/run.py) on 1,000 rows: it runs, prints, writes JSON.
+
+Not a benchmark: no timing is asserted, only that every contender ran and was reported.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+CONTENDERS = ("veil", "veil_2w", "limit", "naive", "presidio")
+
+
+def test_harness_runs_every_contender_on_1000_rows(tmp_path):
+    results = tmp_path / "results.json"
+    command = [sys.executable, str(BENCH / "run.py"), "--rows", "1000", "--repeats", "1", "--micro-values", "300"]
+    command += ["--data-dir", str(tmp_path / "data"), "--results", str(results)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    doc = json.loads(results.read_text())
+    assert set(doc["contenders"]) == set(CONTENDERS)
+    assert doc["data"]["rows"] == 1000 and doc["repeats"] == 1
+    assert doc["machine"]["nproc"] >= 1 and doc["machine"]["packages"]["veil"]
+    for key, row in doc["contenders"].items():
+        if row["skipped"]:  # only Presidio may be, when the bench extra is not installed
+            assert key == "presidio" and "presidio-anonymizer" in row["skipped"]
+            assert re.search(rf"^{re.escape(row['label'])}\s+skipped", done.stdout, re.M)
+            continue
+        assert row["records_per_s"] > 0 and row["wall_s"] > 0 and row["peak_rss_mb"] > 0
+        assert row["read"] == 1000 and 0 < row["written"] < 1000  # the consent gate drops some
+        assert "MISMATCH" not in row["output_check"] and "NOT" not in row["output_check"]
+        printed = re.search(rf"^{re.escape(row['label'])}\s+([\d,]+)\s", done.stdout, re.M)
+        assert printed, f"{row['label']} is not in the printed table"
+        assert int(printed.group(1).replace(",", "")) > 0
+    assert {"veil / limit", "veil / naive Beam", "veil / Presidio", "veil 2 workers / 1 worker"} <= set(doc["targets"])
+    assert doc["micro"]["ff1"]["us_per_value"]["encrypt_many (batched)"]["median"] > 0
+    assert all(row["us_per_value"] > 0 for row in doc["micro"]["actions"]["actions"].values())
+    assert doc["memory_check"] is None
