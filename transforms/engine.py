@@ -87,13 +87,14 @@ class BoundPlan:
                 raise ConfigError(f"policy '{policy.purpose}' has keyed fields but no keyring was given")
             key_version = keyring.resolve_version(key_version or policy.key_version)
         self.key_version = key_version if plan.keyed else None
-        self._fields: list[tuple[ColumnOp, Callable[..., Any] | None]] = []
+        self._fields: list[tuple[ColumnOp, Callable[..., Any] | None, Callable[..., Any] | None]] = []
         for op in plan.ops:
             action = REGISTRY[op.action]
             context = BindContext(
                 policy.purpose, op.source, keyring if action.keyed else None, self.key_version if action.keyed else None
             )
-            self._fields.append((op, action.bind(op.params, context)))
+            column = action.bind_column(op.params, context) if action.bind_column else None
+            self._fields.append((op, action.bind(op.params, context), column))
         self._mentioned = set(policy.fields) | {policy.subject} | {policy.consent and policy.consent.field}
 
     def apply_columns(self, columns: Mapping[str, Sequence[Any]], num_rows: int) -> tuple[dict[str, list], Counter]:
@@ -119,7 +120,7 @@ class BoundPlan:
         subjects = columns.get(policy.subject, missing) if policy.subject else missing
         outputs: dict[str, list] = {}
         dropped_rows: set[int] = set()
-        for op, fn in self._fields:
+        for op, fn, column_fn in self._fields:
             values = columns.get(op.source, missing)
             action = REGISTRY[op.action]
             if op.action == "keep":
@@ -127,7 +128,10 @@ class BoundPlan:
                 continue
             role = action.subject_input(op.params)
             per_subject = subjects if role == "id" else columns.get(SUBJECT_KEY_COLUMN, missing) if role else None
-            result, failed, error = map_column(fn, values, per_subject, memo=action.deterministic)
+            if column_fn is not None and per_subject is None:
+                result, failed, error = column_fn(list(values))
+            else:
+                result, failed, error = map_column(fn, values, per_subject, memo=action.deterministic)
             if failed:
                 counts[FIELD_ERRORS + op.source] += len(failed)
                 if op.params.on_error == "fail":

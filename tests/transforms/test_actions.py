@@ -19,6 +19,8 @@ from typing import Any, get_args
 import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from veil.errors import ActionError, ConfigError, ErrorCode, IntegrityError
@@ -899,3 +901,30 @@ def test_dictionary_encoded_strings_count_as_strings():
     from veil.transforms.actions.base import kind_of
 
     assert kind_of(pa.dictionary(pa.int32(), pa.string())) == "string"
+
+
+@given(
+    st.lists(
+        st.one_of(st.none(), st.integers(), st.text(alphabet="0123456789-x ", max_size=24)),
+        max_size=30,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_ff1_column_function_equals_the_per_value_function(values):
+    spec = params(FF1_CARD)
+    context = BindContext(PURPOSE, "f", KEYRING, 1)
+    per_value = REGISTRY["tokenize"].bind(spec, context)
+    column = REGISTRY["tokenize"].bind_column(spec, context)
+    expected, failed = [], []
+    for index, value in enumerate(values):
+        if value is None:
+            expected.append(None)
+            continue
+        try:
+            expected.append(per_value(value))
+        except ActionError:
+            expected.append(None)
+            failed.append(index)
+    out, column_failed, error = column(values)
+    assert out == expected and column_failed == failed
+    assert (error is None) == (not failed)

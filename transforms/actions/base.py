@@ -95,6 +95,9 @@ class Action:
             (raising `IntegrityError` for one that fails authentication); None when the action
             cannot be undone. The context's key_version is the version to use where the output
             does not carry one (ff1).
+        bind_column: optionally, params + context -> a function over a whole column (values ->
+            outputs, failed indices, first error) that must equal `bind` applied per value; for
+            actions whose primitive is much cheaper batched (ff1).
     """
 
     name: str
@@ -106,6 +109,7 @@ class Action:
     subject_input: Callable[[Any], SubjectInput | None] = lambda _params: None
     deterministic: bool = True
     reverse: Callable[[Any, BindContext], ValueFn] | None = None
+    bind_column: Callable[[Any, BindContext], Callable[[list], tuple[list, list[int], Any]] | None] | None = None
 
     def per_subject(self, params: Any) -> bool:
         """Whether these params make the action read something per subject (so need `subject`)."""

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from veil.errors import ActionError, ErrorCode, IntegrityError
-from veil.keys.ff1 import ALPHABETS, MIN_DOMAIN, FF1Error
+from veil.keys.ff1 import ALPHABETS, MAX_LEN, MIN_DOMAIN
 from veil.transforms.actions.base import (
     Action,
     ActionParams,
@@ -74,15 +74,34 @@ def ff1_tweak(purpose: str, domain: str) -> bytes:
 
 
 def _ff1(params: TokenizeParams, ctx: BindContext, version: int, decrypt: bool):
-    """The format-preserving function (or its inverse) for bound params."""
+    """(per-value function, column function) of FF1 (or its inverse) for bound params."""
     domain = params.domain or ctx.field
     characters = params.characters
     cipher = ctx.keyring.ff1(ff1_key_info(ctx.purpose, domain, characters), version, characters)
-    crypt = cipher.decrypt if decrypt else cipher.encrypt
+    crypt, crypt_many = (cipher.decrypt, cipher.decrypt_many) if decrypt else (cipher.encrypt, cipher.encrypt_many)
     tweak, members = ff1_tweak(ctx.purpose, domain), frozenset(characters)
     first, last, radix = params.keep_first, params.keep_last, len(characters)
     shortest = next(n for n in range(1, 64) if radix**n >= MIN_DOMAIN)
     normalize = normalizer(params.normalize) if not decrypt else str
+
+    def split(value) -> tuple[str, list[int]]:
+        """The normalized text and the positions FF1 encrypts; refuses what it cannot protect."""
+        if not isinstance(value, str):
+            raise ActionError(ErrorCode.WRONG_TYPE)
+        text = normalize(value)
+        positions = [i for i, ch in enumerate(text) if ch in members]
+        middle = positions[first : len(positions) - last]
+        if len(middle) < shortest or len(middle) > MAX_LEN:
+            if decrypt:
+                raise IntegrityError("not an ff1 token of this field")
+            raise ActionError(ErrorCode.TOO_SHORT)
+        return text, middle
+
+    def merge(text: str, middle: list[int], secret: str) -> str:
+        out = list(text)
+        for index, ch in zip(middle, secret):
+            out[index] = ch
+        return "".join(out)
 
     def format_preserving(value):
         """FF1 over the value's alphabet characters between the kept ones; the rest stays.
@@ -91,33 +110,33 @@ def _ff1(params: TokenizeParams, ctx: BindContext, version: int, decrypt: bool):
         NOT tamper-evident (any same-format string decrypts to something); a value with fewer
         than the standard's minimum of encryptable characters is refused, never passed through.
         """
-        if not isinstance(value, str):
-            raise ActionError(ErrorCode.WRONG_TYPE)
-        text = normalize(value)
-        positions = [i for i, ch in enumerate(text) if ch in members]
-        middle = positions[first : len(positions) - last]
-        if len(middle) < shortest:
-            if decrypt:
-                raise IntegrityError("ff1 token too short")
-            raise ActionError(ErrorCode.TOO_SHORT)
-        try:
-            secret = crypt("".join(text[i] for i in middle), tweak)
-        except FF1Error:
-            if decrypt:
-                raise IntegrityError("not an ff1 token of this field") from None
-            raise ActionError(ErrorCode.TOO_SHORT) from None
-        out = list(text)
-        for index, ch in zip(middle, secret):
-            out[index] = ch
-        return "".join(out)
+        text, middle = split(value)
+        return merge(text, middle, crypt("".join(text[i] for i in middle), tweak))
 
-    return format_preserving
+    def format_preserving_column(values):
+        """`format_preserving` over a column, FF1 batched (one AES call per round per length)."""
+        out: list = [None] * len(values)
+        failed, first_error, pending = [], None, []
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            try:
+                pending.append((index, *split(value)))
+            except ActionError as error:
+                failed.append(index)
+                first_error = first_error or error
+        secrets = crypt_many(["".join(text[i] for i in middle) for _, text, middle in pending], tweak)
+        for (index, text, middle), secret in zip(pending, secrets):
+            out[index] = merge(text, middle, secret)
+        return out, failed, first_error
+
+    return format_preserving, format_preserving_column
 
 
 def _bind(params: TokenizeParams, ctx: BindContext):
     keyring, version = ctx.require_keys()
     if params.method == "ff1":
-        return _ff1(params, ctx, version, decrypt=False)
+        return _ff1(params, ctx, version, decrypt=False)[0]
     info = key_info(ctx.purpose, params.domain or ctx.field)
     daead, associated_data = keyring.daead(info, version), info.encode("utf-8")
     normalize = normalizer(params.normalize)
@@ -139,7 +158,7 @@ def _bind(params: TokenizeParams, ctx: BindContext):
 def _reverse(params: TokenizeParams, ctx: BindContext):
     keyring = ctx.keyring
     if params.method == "ff1":
-        return _ff1(params, ctx, keyring.readable_version(ctx.key_version), decrypt=True)
+        return _ff1(params, ctx, keyring.readable_version(ctx.key_version), decrypt=True)[0]
     info = key_info(ctx.purpose, params.domain or ctx.field)
     associated_data = info.encode("utf-8")
 
@@ -152,6 +171,14 @@ def _reverse(params: TokenizeParams, ctx: BindContext):
     return detokenize
 
 
+def _bind_column(params: TokenizeParams, ctx: BindContext):
+    """A batched column function for ff1 (None for siv, which is bound per value)."""
+    if params.method != "ff1":
+        return None
+    _, version = ctx.require_keys()
+    return _ff1(params, ctx, version, decrypt=False)[1]
+
+
 ACTION = Action(
     "tokenize",
     TokenizeParams,
@@ -160,4 +187,5 @@ ACTION = Action(
     accepts=frozenset({"string"}),
     keyed=True,
     reverse=_reverse,
+    bind_column=_bind_column,
 )
