@@ -5,10 +5,8 @@ real `veil` subprocess. Runs are module fixtures, shared by the tests that inspe
 """
 
 import base64
-import contextlib
 import csv
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -22,9 +20,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from helpers import cli
 
 from veil.keys import init_keyset
-from veil.pipelines.cli import main
 from veil.pipelines.synthetic import synthetic_customers, write_customers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,13 +50,6 @@ SURROGATES = {"marketing": ("first_name",)}
 
 
 @dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@dataclass
 class World:
     root: Path
     parquet: Path
@@ -66,14 +57,6 @@ class World:
     keyset: Path
     master_key: bytes
     table: pa.Table
-
-
-def cli(*args) -> Result:
-    """`veil ARGS` in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 def veil_process(*args, cwd: Path) -> subprocess.CompletedProcess:

@@ -5,8 +5,6 @@ through Beam, once in-process and once as a real `veil` subprocess.
 """
 
 import base64
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -15,9 +13,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from helpers import Result, cli
 
 from veil.keys import init_keyset
-from veil.pipelines.cli import main
 from veil.pipelines.synthetic import CUSTOMER_SCHEMA, synthetic_customers, write_customers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,25 +39,11 @@ BAD_DATE = "not-a-date"
 
 
 @dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@dataclass
 class World:
     root: Path
     parquet: Path
     keyset: Path
     personal: set[str]  # raw personal values of the input, none of which may reach a message
-
-
-def cli(*args) -> Result:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 def veil_process(*args, cwd: Path) -> Result:

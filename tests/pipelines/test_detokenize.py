@@ -1,8 +1,6 @@
 """`veil detokenize` end to end: round trips, tampering, wrong purposes, rotation, the audit log."""
 
 import base64
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -11,9 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import cli as run_cli
 
 from veil.keys import init_keyset, rotate_keyset
-from veil.pipelines.cli import main
 from veil.pipelines.synthetic import synthetic_customers, write_customers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,10 +20,8 @@ ROWS = 120
 
 
 def cli(*args) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, err.getvalue()
+    result = run_cli(*args)
+    return result.code, result.err
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ figures before suppression, over the input put through the policy's field action
 `veil.transforms.anonymity`.
 """
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -18,8 +16,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from helpers import Result, cli
 
-from veil.pipelines.cli import main
 from veil.pipelines.synthetic import synthetic_customers
 from veil.transforms.engine import BoundPlan
 from veil.transforms.plan import compile_plan
@@ -49,20 +47,6 @@ POLICY = {
     "l_diversity": {"l": L, "sensitive": ["income_band"]},
 }
 CHROMIUM = shutil.which("chromium")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def cli(*args) -> Result:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 def write_policy(path: Path, **changes) -> Path:

@@ -5,8 +5,6 @@ fixtures on small synthetic data (customer ids C0000001..), shared by the tests 
 """
 
 import base64
-import contextlib
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,21 +16,14 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from helpers import Result, cli
 
 from veil.keys import init_keyset, open_keyring
-from veil.pipelines.cli import main
 from veil.pipelines.synthetic import synthetic_customers, write_customers
 from veil.transforms.subjects import subject_ref
 
 ROWS = 40
 IDS = [f"C{i:07d}" for i in range(1, ROWS + 1)]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 @dataclass
@@ -43,14 +34,6 @@ class World:
     table: pa.Table
     email_of: dict[str, str] = field(default_factory=dict)
     id_of_email: dict[str, str] = field(default_factory=dict)
-
-
-def cli(*args) -> Result:
-    """`veil ARGS` in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 def ok(*args) -> Result:

@@ -1,16 +1,14 @@
 """Crypto-shredding end to end: per-subject keys, erasure deletes them, old ciphertexts go dark."""
 
 import base64
-import contextlib
-import io
 import json
 import os
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import cli as run_cli
 
 from veil.keys import init_keyset
-from veil.pipelines.cli import main
 from veil.pipelines.synthetic import synthetic_customers, write_customers
 
 ROWS = 60
@@ -28,10 +26,8 @@ fields:
 
 
 def cli(*args) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, err.getvalue()
+    result = run_cli(*args)
+    return result.code, result.err
 
 
 @pytest.fixture(scope="module")
