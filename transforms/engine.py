@@ -5,70 +5,47 @@ these functions and report the counts. A value that cannot be protected never pa
 through: it becomes null, drops its record, or stops the job, as the field's `on_error` says.
 """
 
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from veil.errors import ActionError, ConfigError, DataRefusedError
 from veil.keys import KeyRing
-from veil.transforms.actions.base import SUBJECT_KEY_COLUMN, BindContext
+from veil.transforms.actions.base import SUBJECT_KEY_COLUMN, Action, ArrowFn, BindContext, ColumnFn
+from veil.transforms.columns import consent_mask, has_consent, map_array, map_column, map_list, per_value
 from veil.transforms.plan import ColumnOp, Plan
 from veil.transforms.registry import REGISTRY
 
 Record = dict[str, Any]
-_CONSENT_SEPARATORS = re.compile(r"[;,|]")
 
 READ, WRITTEN = "read", "written"
 NO_CONSENT, FIELD_ERROR = "dropped.no_consent", "dropped.field_error"
 FIELD_ERRORS = "field_errors."
 
 
-def has_consent(consents: Any, purpose: str) -> bool:
-    """Whether a consent value (a list of purposes, or a ';', ',' or '|' separated string) names `purpose`."""
-    if isinstance(consents, str):
-        return purpose in (item.strip() for item in _CONSENT_SEPARATORS.split(consents))
-    if isinstance(consents, (list, tuple)):
-        return purpose in consents
-    return False
+@dataclass
+class _Field:
+    """One output field bound on a worker: its op, per-value and column functions, Arrow kernels by input type."""
 
+    op: ColumnOp
+    action: Action
+    fn: Callable[..., Any] | None
+    column_fn: ColumnFn | None
+    context: BindContext
+    kernels: dict[pa.DataType, ArrowFn | None] = field(default_factory=dict)
 
-def map_column(
-    fn: Callable[..., Any], values: Sequence[Any], subjects: Sequence[Any] | None, memo: bool
-) -> tuple[list[Any], list[int], ActionError | None]:
-    """`fn` over non-null `values`: (outputs, indices that failed, the first failure).
-
-    A failed value's output is null. With `memo`, each distinct value is computed once.
-    """
-    out: list[Any] = []
-    failed: list[int] = []
-    first_error = None
-    cache: dict[Any, Any] = {}
-    for index, value in enumerate(values):
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            if subjects is not None:
-                out.append(fn(value, subjects[index]))
-            elif memo:
-                key = (type(value), value)  # 1, 1.0 and True are equal keys but not equal inputs
-                try:
-                    result = cache[key]
-                except KeyError:
-                    result = cache[key] = fn(value)
-                except TypeError:  # unhashable (a list): compute directly
-                    result = fn(value)
-                out.append(result)
-            else:
-                out.append(fn(value))
-        except ActionError as error:
-            out.append(None)
-            failed.append(index)
-            first_error = first_error or error
-    return out, failed, first_error
+    def kernel(self, input_type: pa.DataType) -> ArrowFn | None:
+        """The action's Arrow kernel for this input type (None: none for it)."""
+        if self.action.bind_arrow is None:
+            return None
+        if input_type not in self.kernels:
+            self.kernels[input_type] = self.action.bind_arrow(self.op.params, self.context, input_type)
+        return self.kernels[input_type]
 
 
 class BoundPlan:
@@ -87,18 +64,36 @@ class BoundPlan:
                 raise ConfigError(f"policy '{policy.purpose}' has keyed fields but no keyring was given")
             key_version = keyring.resolve_version(key_version or policy.key_version)
         self.key_version = key_version if plan.keyed else None
-        self._fields: list[tuple[ColumnOp, Callable[..., Any] | None, Callable[..., Any] | None]] = []
+        self._fields: list[_Field] = []
         for op in plan.ops:
             action = REGISTRY[op.action]
             context = BindContext(
                 policy.purpose, op.source, keyring if action.keyed else None, self.key_version if action.keyed else None
             )
-            column = action.bind_column(op.params, context) if action.bind_column else None
-            self._fields.append((op, action.bind(op.params, context), column))
+            column_fn = action.bind_column(op.params, context) if action.bind_column else None
+            self._fields.append(_Field(op, action, action.bind(op.params, context), column_fn, context))
         self._mentioned = set(policy.fields) | {policy.subject} | {policy.consent and policy.consent.field}
 
+    def _per_subject(self, bound: _Field) -> str | None:
+        """The input column a per-subject action reads next to the value (None: it reads the value only)."""
+        role = bound.action.subject_input(bound.op.params)
+        if role is None:
+            return None
+        return self.plan.policy.subject if role == "id" else SUBJECT_KEY_COLUMN
+
+    def _failures(self, op: ColumnOp, failed: list[int], error: ActionError | None, counts: Counter) -> bool:
+        """Count a field's failed values; whether its records are dropped. Raises for `on_error: fail`."""
+        counts[FIELD_ERRORS + op.source] += len(failed)
+        if op.params.on_error == "fail":
+            raise DataRefusedError(
+                f"policy '{self.plan.policy.purpose}': field '{op.source}' ({op.action}) has a value "
+                f"that cannot be protected ({error.code.value}); the policy says on_error: fail "
+                "(use null or drop_record to let the job go on)"
+            )
+        return op.params.on_error == "drop_record"
+
     def apply_columns(self, columns: Mapping[str, Sequence[Any]], num_rows: int) -> tuple[dict[str, list], Counter]:
-        """Gate and transform one batch given as input columns.
+        """Gate and transform one batch given as input columns of Python values.
 
         Returns:
             (output name -> values of the rows written, counts). Counts are `read`, `written`,
@@ -117,31 +112,23 @@ class BoundPlan:
                 counts[NO_CONSENT] = num_rows - len(keep)
                 columns = {name: [column[i] for i in keep] for name, column in columns.items()}
                 num_rows, missing = len(keep), [None] * len(keep)
-        subjects = columns.get(policy.subject, missing) if policy.subject else missing
         outputs: dict[str, list] = {}
         dropped_rows: set[int] = set()
-        for op, fn, column_fn in self._fields:
+        for bound in self._fields:
+            op = bound.op
             values = columns.get(op.source, missing)
-            action = REGISTRY[op.action]
+            subject_column = self._per_subject(bound)
             if op.action == "keep":
-                outputs[op.output] = list(values)
-                continue
-            role = action.subject_input(op.params)
-            per_subject = subjects if role == "id" else columns.get(SUBJECT_KEY_COLUMN, missing) if role else None
-            if column_fn is not None and per_subject is None:
-                result, failed, error = column_fn(list(values))
+                result, failed, error = list(values), [], None
+            elif subject_column is not None:
+                subjects = columns.get(subject_column, missing)
+                result, failed, error = map_column(bound.fn, values, subjects, memo=False)
+            elif bound.column_fn is not None:
+                result, failed, error = map_list(bound.column_fn, values)
             else:
-                result, failed, error = map_column(fn, values, per_subject, memo=action.deterministic)
-            if failed:
-                counts[FIELD_ERRORS + op.source] += len(failed)
-                if op.params.on_error == "fail":
-                    raise DataRefusedError(
-                        f"policy '{policy.purpose}': field '{op.source}' ({op.action}) has a value "
-                        f"that cannot be protected ({error.code.value}); the policy says on_error: fail "
-                        "(use null or drop_record to let the job go on)"
-                    )
-                if op.params.on_error == "drop_record":
-                    dropped_rows.update(failed)
+                result, failed, error = map_column(bound.fn, values, None, memo=bound.action.deterministic)
+            if failed and self._failures(op, failed, error, counts):
+                dropped_rows.update(failed)
             outputs[op.output] = result
         if dropped_rows:
             counts[FIELD_ERROR] = len(dropped_rows)
@@ -151,15 +138,61 @@ class BoundPlan:
         return outputs, counts
 
     def apply_batch(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Counter]:
-        """`apply_columns` over an Arrow batch; the output has the plan's output schema."""
-        needed = {op.source for op in self.plan.ops} | set(self.plan.gate_fields) | {SUBJECT_KEY_COLUMN}
-        columns = {name: batch.column(name).to_pylist() for name in needed if name in batch.schema.names}
-        outputs, counts = self.apply_columns(columns, batch.num_rows)
+        """Gate and transform an Arrow batch, column by column; the output has the plan's output schema.
+
+        Columns stay Arrow arrays: actions with Arrow kernels never convert values to Python,
+        the others see each distinct value once (deterministic) or each non-null value.
+        """
         schema = self.plan.output_schema
-        if schema is None:
+        if schema is None:  # compiled without a schema: the output types come from the values
+            outputs, counts = self.apply_columns(batch.to_pydict(), batch.num_rows)
             return pa.RecordBatch.from_pydict(outputs), counts
-        arrays = [pa.array(outputs[f.name], type=f.type) for f in schema]
-        return pa.RecordBatch.from_arrays(arrays, schema=schema), counts
+        policy = self.plan.policy
+        counts: Counter = Counter({READ: batch.num_rows})
+        if policy.consent and policy.consent.field and policy.consent.field in batch.schema.names:
+            allowed = consent_mask(batch.column(policy.consent.field), policy.purpose)
+            refused = len(allowed) - pc.sum(allowed).as_py() if len(allowed) else 0
+            if refused:
+                counts[NO_CONSENT] = refused
+                batch = batch.filter(allowed)
+        elif policy.consent and policy.consent.field:  # no consent column: nobody consented
+            counts[NO_CONSENT] = batch.num_rows
+            batch = batch.slice(0, 0)
+        arrays: list[pa.Array] = []
+        dropped = np.zeros(batch.num_rows, dtype=bool)
+        python_columns: dict[str, list] = {}
+        for bound, target in zip(self._fields, schema):
+            op = bound.op
+            if op.source in batch.schema.names:
+                values = batch.column(op.source)
+            else:
+                values = pa.nulls(batch.num_rows, target.type)
+            subject_column = self._per_subject(bound)
+            kernel = bound.kernel(values.type) if subject_column is None else None
+            if kernel is not None:
+                result, failed, error = kernel(values)
+            elif subject_column is not None:
+                if subject_column not in python_columns:
+                    python_columns[subject_column] = (
+                        batch.column(subject_column).to_pylist()
+                        if subject_column in batch.schema.names
+                        else [None] * batch.num_rows
+                    )
+                out, failed, error = map_column(bound.fn, values.to_pylist(), python_columns[subject_column], False)
+                result = pa.array(out, type=target.type)
+            else:
+                column_fn = bound.column_fn or per_value(bound.fn)
+                result, failed, error = map_array(column_fn, values, target.type, bound.action.deterministic)
+            if failed and self._failures(op, failed, error, counts):
+                dropped[failed] = True
+            arrays.append(result if result.type == target.type else result.cast(target.type))
+        out = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        lost = int(dropped.sum())
+        if lost:
+            counts[FIELD_ERROR] = lost
+            out = out.filter(pa.array(~dropped))
+        counts[WRITTEN] = out.num_rows
+        return out, counts
 
     def apply_rows(self, records: Sequence[Record]) -> tuple[list[Record], Counter]:
         """`apply_columns` over dict records; each output record has the output fields only."""

@@ -15,7 +15,8 @@ from veil.errors import ActionError, ConfigError, DataRefusedError, ErrorCode
 from veil.keys.testing import fake_keyring
 from veil.transforms.actions import encrypt
 from veil.transforms.actions.base import BindContext
-from veil.transforms.engine import BoundPlan, has_consent, map_column
+from veil.transforms.columns import has_consent, map_column
+from veil.transforms.engine import BoundPlan
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import parse_policy
 from veil.transforms.registry import REGISTRY

@@ -25,6 +25,11 @@ DATES: frozenset[Kind] = frozenset({"date", "timestamp", "string"})
 SCALARS: frozenset[Kind] = frozenset({"string", "integer", "float", "date", "timestamp", "bool"})
 
 ValueFn = Callable[..., Any]
+# A column function: non-null values -> (outputs, positions that failed (their output is None), first failure).
+ColumnFn = Callable[[list], tuple[list, list[int], ActionError | None]]
+# An Arrow column function: array -> (output array of the op's output type, failed indices (null
+# there), first failure). Nulls in give nulls out.
+ArrowFn = Callable[[pa.Array], tuple[pa.Array, list[int], ActionError | None]]
 SubjectInput = Literal["id", "key"]
 SUBJECT_KEY_COLUMN = "__veil_subject_key"  # added to batches by the subject key join: "<key id>:<wrapped, base64>"
 
@@ -95,9 +100,13 @@ class Action:
             (raising `IntegrityError` for one that fails authentication); None when the action
             cannot be undone. The context's key_version is the version to use where the output
             does not carry one (ff1).
-        bind_column: optionally, params + context -> a function over a whole column (values ->
-            outputs, failed indices, first error) that must equal `bind` applied per value; for
-            actions whose primitive is much cheaper batched (ff1).
+        bind_column: optionally, params + context -> a `ColumnFn`: `bind` over a whole list
+            of non-null values at once (outputs, failed positions, first error), equal to `bind`
+            applied per value; for actions whose primitive is cheaper batched (HMAC with the key
+            set once, SIV, GCM with bulk nonces, FF1).
+        bind_arrow: optionally, params + context + the input's Arrow type -> an `ArrowFn` that
+            computes the output column with Arrow kernels (None when it cannot for that type);
+            it must equal `bind` applied per value, nulls staying null.
     """
 
     name: str
@@ -109,7 +118,8 @@ class Action:
     subject_input: Callable[[Any], SubjectInput | None] = lambda _params: None
     deterministic: bool = True
     reverse: Callable[[Any, BindContext], ValueFn] | None = None
-    bind_column: Callable[[Any, BindContext], Callable[[list], tuple[list, list[int], Any]] | None] | None = None
+    bind_column: Callable[[Any, BindContext], ColumnFn | None] | None = None
+    bind_arrow: Callable[[Any, BindContext, pa.DataType], ArrowFn | None] | None = None
 
     def per_subject(self, params: Any) -> bool:
         """Whether these params make the action read something per subject (so need `subject`)."""
@@ -163,13 +173,42 @@ def as_text(value: Any) -> str:
     raise ActionError(ErrorCode.WRONG_TYPE)
 
 
+def is_arrow_text(input_type: pa.DataType) -> bool:
+    """Whether `arrow_text` takes arrays of this Arrow type (string, large_string, integers)."""
+    t = pa.types
+    return t.is_string(input_type) or t.is_large_string(input_type) or t.is_integer(input_type)
+
+
+def arrow_text(array: pa.Array) -> pa.Array:
+    """`as_text` over an Arrow array of an `is_arrow_text` type.
+
+    Strings stay as they are; integers become their decimal text (Arrow's integer -> string cast
+    writes what Python's `str(int)` writes).
+    """
+    if pa.types.is_integer(array.type):
+        return array.cast(pa.string())
+    assert pa.types.is_string(array.type) or pa.types.is_large_string(array.type), "not a text type"
+    return array
+
+
+def encodable(text: str) -> bool:
+    """Whether `text` can be an Arrow string (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 Normalization = Literal["strip", "lower", "upper"]
+
+
+_NORMALIZATIONS: dict[str, Callable[[str], str]] = {"strip": str.strip, "lower": str.lower, "upper": str.upper}
 
 
 def normalizer(steps: tuple[Normalization, ...]) -> Callable[[str], str]:
     """A function applying `steps` in order, so equal-looking inputs get equal outputs."""
-    ops = {"strip": str.strip, "lower": str.lower, "upper": str.upper}
-    chain = [ops[s] for s in steps]
+    chain = [_NORMALIZATIONS[s] for s in steps]
 
     def normalize(text: str) -> str:
         for op in chain:
@@ -179,9 +218,92 @@ def normalizer(steps: tuple[Normalization, ...]) -> Callable[[str], str]:
     return normalize
 
 
+def column_normalizer(steps: tuple[Normalization, ...]) -> Callable[[list[str]], list[str]] | None:
+    """`normalizer(steps)` over a list of texts, one C-level map per step; None when there are no steps."""
+    if not steps:
+        return None
+    chain = [_NORMALIZATIONS[s] for s in steps]
+
+    def normalize_all(texts: list[str]) -> list[str]:
+        for op in chain:
+            texts = list(map(op, texts))
+        return texts
+
+    return normalize_all
+
+
+def text_column(check: Callable[[Any], str], texts_fn: ColumnFn) -> ColumnFn:
+    """A `ColumnFn` from a per-value function's type check and a batched function over texts.
+
+    When every value is a `str` (one cheap pass), `texts_fn` gets the list as it is: no
+    per-value `try`. Otherwise each value goes through `check` first (None is skipped and
+    stays None, as nulls do), the values it refuses fail with its error, and `texts_fn` gets
+    the texts of the others; the positions and the first error are put back in column order.
+
+    Args:
+        check: value -> its text, raising `ActionError` where the per-value function does
+            before doing anything else (`as_text`, `require_text`).
+        texts_fn: a `ColumnFn` over texts only, equal to the per-value function on each.
+
+    Returns:
+        The column function.
+    """
+
+    def column(values: list) -> tuple[list, list[int], ActionError | None]:
+        if all(type(v) is str for v in values):
+            return texts_fn(values)
+        out: list = [None] * len(values)
+        refused: list[int] = []
+        refusal: ActionError | None = None
+        texts: list[str] = []
+        positions: list[int] = []
+        for position, value in enumerate(values):
+            if value is None:
+                continue
+            try:
+                texts.append(check(value))
+            except ActionError as error:
+                refused.append(position)
+                if refusal is None:
+                    refusal = error
+                continue
+            positions.append(position)
+        outputs, text_failed, text_error = texts_fn(texts)
+        for position, output in zip(positions, outputs):
+            out[position] = output
+        if not text_failed:
+            return out, refused, refusal
+        failed = [positions[i] for i in text_failed]
+        if refused and refused[0] < failed[0]:
+            text_error = refusal
+        return out, sorted(refused + failed), text_error
+
+    return column
+
+
+def require_text(value: Any) -> str:
+    """The value if it is a string; `ActionError(WRONG_TYPE)` otherwise."""
+    if isinstance(value, str):
+        return value
+    raise ActionError(ErrorCode.WRONG_TYPE)
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def token_text(version: int, payload: bytes) -> str:
     """Text form of a token or ciphertext: `v<key version>.<base64url, no padding>`."""
     return f"v{version}." + base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
+
+
+def token_texts(version: int, payloads: list[bytes]) -> list[str]:
+    """`[token_text(version, p) for p in payloads]`, encoded, translated and split in bulk."""
+    if not payloads:
+        return []
+    # b2a_base64 ends each encoding with a newline; base64 never contains one.
+    lines = b"".join(map(binascii.b2a_base64, payloads)).translate(_URLSAFE, b"=")
+    prefix = f"v{version}."
+    return (prefix + lines[:-1].decode("ascii").replace("\n", "\n" + prefix)).split("\n")
 
 
 def parse_token(text: Any) -> tuple[int, bytes]:
