@@ -113,17 +113,17 @@ def _conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema, where: str) ->
     yield from table.combine_chunks().to_batches(max_chunksize=ROWS_PER_BATCH)
 
 
-def _read_text_file(path: str, fmt: str, schema: pa.Schema) -> Iterable[pa.RecordBatch]:
+def _read_text_file(path: str, fmt: str, schema: pa.Schema, columns: list[str]) -> Iterable[pa.RecordBatch]:
     with _open(path) as handle:
         try:
             if fmt == "csv":
-                options = pa_csv.ConvertOptions(column_types=schema)
+                options = pa_csv.ConvertOptions(column_types=schema, include_columns=columns)
                 reader = pa_csv.open_csv(handle, convert_options=options)
                 for batch in reader:
-                    yield from _conform(batch, schema, path)
+                    yield from _conform(batch, _project(schema, columns), path)
             else:
                 table = pa_json.read_json(handle, parse_options=pa_json.ParseOptions(explicit_schema=schema))
-                yield from _conform(table, schema, path)
+                yield from _conform(table.select(columns), _project(schema, columns), path)
         except pa.ArrowInvalid:
             raise InputError(
                 f"input {path}: a row does not fit the column types inferred from the "
@@ -132,21 +132,37 @@ def _read_text_file(path: str, fmt: str, schema: pa.Schema) -> Iterable[pa.Recor
             ) from None
 
 
-class ReadBatches(beam.PTransform):
-    """Files of one format -> PCollection of RecordBatches with `schema`."""
+def _project(schema: pa.Schema, columns: list[str]) -> pa.Schema:
+    return pa.schema([schema.field(name) for name in columns])
 
-    def __init__(self, files: list[str], fmt: str, schema: pa.Schema):
+
+class ReadBatches(beam.PTransform):
+    """Files of one format -> PCollection of RecordBatches with `schema` (or its `columns` only).
+
+    Args:
+        files: the files, all of format `fmt`.
+        fmt: parquet, csv or jsonl.
+        schema: their one schema.
+        columns: read only these columns (in schema order): what the job needs, nothing else
+            is decoded. Default: every column.
+    """
+
+    def __init__(self, files: list[str], fmt: str, schema: pa.Schema, columns: list[str] | None = None):
         super().__init__()
         self._files, self._fmt, self._schema = files, fmt, schema
+        self._columns = [name for name in schema.names if columns is None or name in columns]
 
     def expand(self, pbegin):
-        schema = self._schema
+        full, columns = self._schema, self._columns
+        schema = _project(full, columns)
         if self._fmt == "parquet":
             tables = (
-                pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(self._files[0])
+                pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(self._files[0], columns=columns)
                 if len(self._files) == 1
                 else (
-                    pbegin | "Files" >> beam.Create(self._files) | "ReadParquet" >> beam.io.ReadAllFromParquetBatched()
+                    pbegin
+                    | "Files" >> beam.Create(self._files)
+                    | "ReadParquet" >> beam.io.ReadAllFromParquetBatched(columns=columns)
                 )
             )
             return tables | "ToBatches" >> beam.FlatMap(
@@ -157,7 +173,8 @@ class ReadBatches(beam.PTransform):
             pbegin
             | "Files" >> beam.Create(self._files)
             | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.FlatMap(lambda path: _read_text_file(path, fmt, schema)).with_output_types(pa.RecordBatch)
+            | "Read"
+            >> beam.FlatMap(lambda path: _read_text_file(path, fmt, full, columns)).with_output_types(pa.RecordBatch)
         )
 
 

@@ -163,7 +163,8 @@ def run_job(
     }
 
     def build(pipeline: beam.Pipeline) -> None:
-        batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema)
+        needed = {name for view in views for name in view.plan.input_fields}
+        batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema, sorted(needed) or None)
         for view, staging in zip(views, stagings):
             purpose, policy = view.plan.policy.purpose, view.plan.policy
             sanitize = SanitizeBatches(

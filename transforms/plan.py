@@ -65,6 +65,11 @@ class Plan:
         return any(REGISTRY[op.action].keyed for op in self.ops)
 
     @property
+    def input_fields(self) -> tuple[str, ...]:
+        """Every input field the plan reads (a job need not read the others)."""
+        return tuple(dict.fromkeys([*(op.source for op in self.ops), *self.gate_fields]))
+
+    @property
     def gate_fields(self) -> tuple[str, ...]:
         """Input fields read by the record gates and per-subject actions."""
         policy = self.policy
