@@ -49,6 +49,16 @@ class Prf(_Unpicklable):
         mac.update(message)
         return mac.finalize()
 
+    def compute_many(self, messages: list[bytes]) -> list[bytes]:
+        """`[self.compute(m) for m in messages]`, without a Python frame per message."""
+        copy, out = self._mac.copy, []
+        append = out.append
+        for message in messages:
+            mac = copy()
+            mac.update(message)
+            append(mac.finalize())
+        return out
+
 
 class Daead(_Unpicklable):
     """Deterministic authenticated encryption, AES-SIV (RFC 5297) with a 512-bit key.
@@ -63,6 +73,11 @@ class Daead(_Unpicklable):
     def encrypt_deterministically(self, plaintext: bytes, associated_data: bytes) -> bytes:
         """SIV || ciphertext of `plaintext`, bound to one associated-data component."""
         return self._siv.encrypt(plaintext, [associated_data])
+
+    def encrypt_deterministically_many(self, plaintexts: list[bytes], associated_data: bytes) -> list[bytes]:
+        """`[self.encrypt_deterministically(p, associated_data) for p in plaintexts]`, in one loop."""
+        encrypt, components = self._siv.encrypt, [associated_data]
+        return [encrypt(plaintext, components) for plaintext in plaintexts]
 
     def decrypt_deterministically(self, ciphertext: bytes, associated_data: bytes) -> bytes:
         """The plaintext, or `IntegrityError` if the ciphertext or its binding was altered."""
@@ -89,6 +104,26 @@ class Aead(_Unpicklable):
     def _encrypt_with_nonce(self, nonce: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
         """Seam for known-answer tests: encryption with a given nonce. Never reuse a nonce."""
         return nonce + self._gcm.encrypt(nonce, plaintext, associated_data)
+
+    def encrypt_many(self, plaintexts: list[bytes], associated_data: bytes) -> list[bytes]:
+        """`encrypt` of each plaintext, the nonces sliced from ONE `os.urandom` call.
+
+        Every nonce is still 12 fresh bytes from the operating system's CSPRNG, used once;
+        one call for the whole batch costs about a third of one call per value.
+        """
+        return self._encrypt_many_with_nonces(os.urandom(NONCE_BYTES * len(plaintexts)), plaintexts, associated_data)
+
+    def _encrypt_many_with_nonces(self, nonces: bytes, plaintexts: list[bytes], associated_data: bytes) -> list[bytes]:
+        """Seam for known-answer tests: plaintext i under nonce `nonces[12 * i : 12 * i + 12]`. Never reuse a nonce."""
+        if len(nonces) != NONCE_BYTES * len(plaintexts):
+            raise ValueError("one 12-byte nonce per plaintext is needed")
+        encrypt = self._gcm.encrypt
+        return [
+            nonce + encrypt(nonce, plaintext, associated_data)
+            for nonce, plaintext in zip(
+                [nonces[o : o + NONCE_BYTES] for o in range(0, len(nonces), NONCE_BYTES)], plaintexts
+            )
+        ]
 
     def decrypt(self, sealed: bytes, associated_data: bytes) -> bytes:
         """The plaintext, or `IntegrityError` if anything was altered or bound differently."""

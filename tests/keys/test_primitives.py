@@ -5,6 +5,8 @@ import pickle
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veil.errors import IntegrityError
 from veil.keys import _primitives
@@ -47,8 +49,10 @@ def test_prf_hmac_sha256_known_answers(vector):
     key, msg = bytes.fromhex(vector["key_hex"]), bytes.fromhex(vector["msg_hex"])
     expected = bytes.fromhex(vector["mac_hex"])
     assert len(expected) * 8 == vector["mac_bits"]
-    output = _primitives.Prf(key).compute(msg)
+    prf = _primitives.Prf(key)
+    output = prf.compute(msg)
     assert len(output) == 32
+    assert prf.compute_many([msg, b"", msg]) == [output, prf.compute(b""), output]
     if vector["result"] == "valid":
         assert output[: len(expected)] == expected
     else:
@@ -97,6 +101,7 @@ def test_daead_aes_siv_known_answers(vector):
     if vector["result"] == "valid":
         plaintext = bytes.fromhex(vector["plaintext_hex"])
         assert daead.encrypt_deterministically(plaintext, ad) == output
+        assert daead.encrypt_deterministically_many([plaintext, plaintext], ad) == [output, output]
         assert daead.decrypt_deterministically(output, ad) == plaintext
     else:
         with pytest.raises(IntegrityError):
@@ -129,9 +134,11 @@ def test_aead_aes_gcm_known_answers(vector):
     sealed = nonce + bytes.fromhex(vector["ciphertext_hex"]) + bytes.fromhex(vector["tag_hex"])
     if vector["result"] == "valid":
         assert aead._encrypt_with_nonce(nonce, plaintext, aad) == sealed
+        assert aead._encrypt_many_with_nonces(nonce, [plaintext], aad) == [sealed]
         assert aead.decrypt(sealed, aad) == plaintext
     else:
         assert aead._encrypt_with_nonce(nonce, plaintext, aad) != sealed
+        assert aead._encrypt_many_with_nonces(nonce, [plaintext], aad) != [sealed]
         with pytest.raises(IntegrityError):
             aead.decrypt(sealed, aad)
 
@@ -208,3 +215,52 @@ def test_random_key_is_fresh():
     assert len(_primitives.random_key()) == 32
     assert len(_primitives.random_key(64)) == 64
     assert _primitives.random_key() != _primitives.random_key()
+
+
+# --- Batched calls: equal to one call per value ---
+
+MESSAGES = st.lists(st.binary(max_size=80), max_size=20)
+
+
+@given(MESSAGES)
+@settings(max_examples=50, deadline=None)
+def test_prf_compute_many_equals_compute_per_message(messages):
+    prf = _primitives.Prf(bytes(range(32)))
+    assert prf.compute_many(messages) == [prf.compute(m) for m in messages]
+
+
+@given(MESSAGES)
+@settings(max_examples=50, deadline=None)
+def test_daead_encrypt_many_equals_one_at_a_time(plaintexts):
+    daead = _primitives.Daead(bytes(range(64)))
+    assert daead.encrypt_deterministically_many(plaintexts, AD) == [
+        daead.encrypt_deterministically(p, AD) for p in plaintexts
+    ]
+
+
+def test_aead_batch_seam_uses_one_slice_of_the_nonces_per_plaintext():
+    aead = _primitives.Aead(bytes(range(32)))
+    nonces = bytes(range(36))
+    plaintexts = [b"a", b"", PLAINTEXT]
+    expected = [aead._encrypt_with_nonce(nonces[12 * i : 12 * i + 12], p, AD) for i, p in enumerate(plaintexts)]
+    assert aead._encrypt_many_with_nonces(nonces, plaintexts, AD) == expected
+    with pytest.raises(ValueError, match="one 12-byte nonce per plaintext"):
+        aead._encrypt_many_with_nonces(nonces[:24], plaintexts, AD)
+
+
+@given(MESSAGES)
+@settings(max_examples=50, deadline=None)
+def test_aead_encrypt_many_decrypts_back_with_distinct_nonces(plaintexts):
+    aead = _primitives.Aead(bytes(range(32)))
+    sealed = aead.encrypt_many(plaintexts, AD)
+    assert [aead.decrypt(s, AD) for s in sealed] == plaintexts
+    assert [len(s) for s in sealed] == [_primitives.NONCE_BYTES + len(p) + 16 for p in plaintexts]
+    nonces = {s[: _primitives.NONCE_BYTES] for s in sealed}
+    assert len(nonces) == len(sealed)
+
+
+def test_aead_encrypt_many_draws_fresh_nonces_per_call():
+    aead = _primitives.Aead(bytes(range(32)))
+    first, second = aead.encrypt_many([PLAINTEXT] * 4, AD), aead.encrypt_many([PLAINTEXT] * 4, AD)
+    assert len({s[: _primitives.NONCE_BYTES] for s in first + second}) == 8
+    assert aead.encrypt_many([], AD) == []

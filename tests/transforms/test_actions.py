@@ -19,12 +19,14 @@ from typing import Any, get_args
 import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
+from helpers import per_value_outcome
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from veil.errors import ActionError, ConfigError, ErrorCode, IntegrityError
 from veil.keys.testing import fake_keyring
+from veil.transforms.actions import base as action_base
 from veil.transforms.actions import date_shift, encrypt, fake, pseudonymize, tokenize
 from veil.transforms.actions.base import BindContext
 from veil.transforms.policy import parse_policy
@@ -911,20 +913,167 @@ def test_dictionary_encoded_strings_count_as_strings():
 )
 @settings(max_examples=60, deadline=None)
 def test_ff1_column_function_equals_the_per_value_function(values):
-    spec = params(FF1_CARD)
-    context = BindContext(PURPOSE, "f", KEYRING, 1)
-    per_value = REGISTRY["tokenize"].bind(spec, context)
-    column = REGISTRY["tokenize"].bind_column(spec, context)
-    expected, failed = [], []
-    for index, value in enumerate(values):
-        if value is None:
-            expected.append(None)
-            continue
-        try:
-            expected.append(per_value(value))
-        except ActionError:
-            expected.append(None)
-            failed.append(index)
+    assert_column_equals_per_value(FF1_CARD, values)
+
+
+# ---------------------------------------------------------------- column functions equal the per-value functions
+
+
+def column_and_value_functions(spec: dict[str, Any], field: str = "f"):
+    action, context = REGISTRY[spec["action"]], BindContext(PURPOSE, field, KEYRING, 1)
+    return action.bind_column(params(spec), context), action.bind(params(spec), context)
+
+
+def assert_column_equals_per_value(spec: dict[str, Any], values: list) -> None:
+    column, per_value = column_and_value_functions(spec)
+    expected, failed, first = per_value_outcome(per_value, values)
     out, column_failed, error = column(values)
     assert out == expected and column_failed == failed
-    assert (error is None) == (not failed)
+    assert (error.code if error else None) is first
+
+
+WRONG_TYPES = st.one_of(
+    st.integers(), st.floats(allow_nan=False), st.binary(max_size=6), st.booleans(), st.just(date(2024, 1, 2))
+)
+TEXTS = st.text(max_size=20)  # any code point but surrogates: non-ASCII, astral, "\0", empty
+MIXED = st.lists(st.one_of(TEXTS, WRONG_TYPES, st.none()), max_size=30)
+ALL_TEXT = st.lists(TEXTS, max_size=30)
+
+PSEUDONYMIZE_SPECS = [
+    {"action": "pseudonymize"},
+    {"action": "pseudonymize", "normalize": ["strip", "lower"]},
+    {"action": "pseudonymize", "length": 21},
+    {"action": "pseudonymize", "encoding": "base32", "length": 20},
+    {"action": "pseudonymize", "encoding": "base64url"},
+]
+SIV_SPECS = [{"action": "tokenize"}, {"action": "tokenize", "normalize": ["strip", "upper"]}]
+
+
+@pytest.mark.parametrize("spec", PSEUDONYMIZE_SPECS + SIV_SPECS, ids=lambda s: json.dumps(s))
+@given(values=st.one_of(MIXED, ALL_TEXT))
+@settings(max_examples=40, deadline=None)
+def test_keyed_column_functions_equal_the_per_value_functions(spec, values):
+    assert_column_equals_per_value(spec, values)
+
+
+@given(st.lists(st.one_of(st.integers(), st.text(max_size=8), st.floats(allow_nan=False)), max_size=20))
+@settings(max_examples=40, deadline=None)
+def test_pseudonymize_column_takes_ints_as_their_text(values):
+    assert_column_equals_per_value({"action": "pseudonymize"}, values)
+
+
+def test_a_column_of_nothing_is_nothing():
+    for spec in [*PSEUDONYMIZE_SPECS, *SIV_SPECS, FF1_CARD, {"action": "encrypt"}]:
+        assert column_and_value_functions(spec)[0]([]) == ([], [], None)
+
+
+# ff1: values that share a length and layout (8 or more) are cut as arrays, the others one by one.
+FF1_SPECS = [
+    FF1_CARD,
+    {**FF1_CARD, "keep_first": 2, "keep_last": 0, "normalize": ["strip"]},
+    {"action": "tokenize", "method": "ff1", "alphabet": "alnum", "keep_last": 2, "normalize": ["upper"]},
+    {"action": "tokenize", "method": "ff1", "alphabet": "ab{}\0é😀", "keep_first": 1},  # braces, NUL, astral
+]
+LAYOUTS = ["dddd-dddd-dddd-dddd", "dddddddddddd", "dd{d}dd ddd\0dd", "ddd.dd😀dd-dddd", "ddddd", "d"]
+
+
+@st.composite
+def ff1_values(draw, characters: str) -> str:
+    """A value of one of a few layouts with random alphabet characters, so layouts repeat."""
+    layout = draw(st.sampled_from(LAYOUTS))
+    return "".join(draw(st.sampled_from(characters)) if ch == "d" else ch for ch in layout)
+
+
+@pytest.mark.parametrize("spec", FF1_SPECS, ids=lambda s: json.dumps(s, ensure_ascii=True))
+@given(data=st.data())
+@settings(max_examples=40, deadline=None)
+def test_ff1_column_function_equals_the_per_value_function_in_every_layout(spec, data):
+    characters = params(spec).characters
+    shaped = ff1_values(characters + "0x ")
+    free = st.text(alphabet=characters + "-x é\0{", max_size=24)
+    values = data.draw(
+        st.one_of(
+            st.lists(shaped, min_size=8, max_size=60),
+            st.lists(st.one_of(shaped, shaped, free, WRONG_TYPES, st.none()), max_size=60),
+        )
+    )
+    assert_column_equals_per_value(spec, values)
+
+
+@pytest.mark.parametrize("spec", FF1_SPECS, ids=lambda s: json.dumps(s, ensure_ascii=True))
+@given(data=st.data())
+@settings(max_examples=25, deadline=None)
+def test_ff1_column_inverse_equals_detokenize(spec, data):
+    characters = params(spec).characters
+    values = data.draw(st.lists(ff1_values(characters), min_size=1, max_size=40))
+    column, per_value = column_and_value_functions(spec)
+    tokens = [t for t in column(values)[0] if t is not None]
+    inverse = tokenize._ff1(params(spec), BindContext(PURPOSE, "f", KEYRING, 1), 1, decrypt=True)[1]
+    assert inverse(tokens)[0] == [_reverse(spec)(t) for t in tokens]
+
+
+@pytest.mark.parametrize("short", [["12-34"], ["12-34"] * 8], ids=["alone", "a layout of its own"])
+def test_ff1_column_inverse_refuses_a_column_with_a_value_that_is_no_token(short):
+    inverse = tokenize._ff1(params(FF1_CARD), BindContext(PURPOSE, "f", KEYRING, 1), 1, decrypt=True)[1]
+    with pytest.raises(IntegrityError):
+        inverse(["4111-1111-1111-1111"] * 8 + short)
+
+
+def test_ff1_column_with_several_layouts_of_one_length():
+    digits = iter(str(i * 7919 % 10) for i in range(10_000))
+    layouts = ["dd{d}dd ddd\0dd", "ddd.dd😀dd-dddd", "ddddd", "dddd-dddd-dddd-dddd"]  # the first two: 14 long
+    values: list = [layouts[i % 4] for i in range(40)] + ["ddddddd-dddddd", "ddddddd-dddddd"]
+    values = ["".join(next(digits) if ch == "d" else ch for ch in v) for v in values] + [12, None]
+    for order in (values, values[::-1], values[::3] + values[1::3] + values[2::3]):
+        assert_column_equals_per_value(FF1_CARD, order)
+
+
+def test_ff1_a_value_with_fewer_characters_than_kept_is_too_short():
+    value = "4111-1111-11"  # 10 digits, 12 kept: nothing left to encrypt
+    spec = {**FF1_CARD, "keep_last": 12}
+    assert error_of(bind(spec), value).code is ErrorCode.TOO_SHORT
+    assert_column_equals_per_value(spec, [value] * 9 + [value + "1111"])
+
+
+@given(st.lists(st.one_of(TEXTS, WRONG_TYPES, st.none()), max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_encrypt_column_decrypts_to_the_values_and_refuses_what_encrypt_refuses(values):
+    spec = {"action": "encrypt"}
+    column, per_value = column_and_value_functions(spec, field="notes")
+    expected, failed, first = per_value_outcome(per_value, values)
+    out, column_failed, error = column(values)
+    assert column_failed == failed and (error.code if error else None) is first
+    decrypt = REGISTRY["encrypt"].reverse(params(spec), BindContext(PURPOSE, "notes", KEYRING, 1))
+    protected = [None if e is None else v for v, e in zip(values, expected)]
+    assert [None if o is None else decrypt(o) for o in out] == protected
+    tokens = [o for o in out if o is not None]
+    assert len(set(tokens)) == len(tokens)  # a fresh nonce each
+    assert all(t.startswith("v1.") and "=" not in t for t in tokens)
+
+
+def test_encrypt_per_subject_has_no_column_function():
+    spec = params({"action": "encrypt", "per_subject": True})
+    assert REGISTRY["encrypt"].bind_column(spec, BindContext(PURPOSE, "f", KEYRING, 1)) is None
+
+
+@given(st.lists(st.binary(max_size=40), max_size=20), st.integers(1, 99))
+@settings(max_examples=50, deadline=None)
+def test_token_texts_equal_token_text_per_payload(payloads, version):
+    assert action_base.token_texts(version, payloads) == [action_base.token_text(version, p) for p in payloads]
+
+
+def test_text_column_reports_the_first_failure_in_column_order():
+    def texts_fn(texts):
+        return (
+            [None if t == "bad" else t for t in texts],
+            [i for i, t in enumerate(texts) if t == "bad"],
+            (ActionError(ErrorCode.TOO_SHORT) if "bad" in texts else None),
+        )
+
+    column = action_base.text_column(action_base.require_text, texts_fn)
+    out, failed, error = column(["a", 1, "bad", None])
+    assert (out, failed, error.code) == (["a", None, None, None], [1, 2], ErrorCode.WRONG_TYPE)
+    out, failed, error = column(["bad", 1, "a"])
+    assert (out, failed, error.code) == ([None, None, "a"], [0, 1], ErrorCode.TOO_SHORT)
+    out, failed, error = column([2.5, "bad"])
+    assert (failed, error.code) == ([0, 1], ErrorCode.WRONG_TYPE)

@@ -4,7 +4,17 @@ import base64
 from typing import Literal
 
 from veil.errors import ActionError, ErrorCode, IntegrityError, KeyShreddedError
-from veil.transforms.actions.base import Action, ActionParams, BindContext, parse_token, string_type, token_text
+from veil.transforms.actions.base import (
+    Action,
+    ActionParams,
+    BindContext,
+    parse_token,
+    require_text,
+    string_type,
+    text_column,
+    token_text,
+    token_texts,
+)
 
 
 class EncryptParams(ActionParams):
@@ -74,6 +84,19 @@ def _bind(params: EncryptParams, ctx: BindContext):
     return encrypt
 
 
+def _bind_column(params: EncryptParams, ctx: BindContext):
+    """`encrypt` over a column: one nonce draw, one GCM loop; None per subject (keys differ per row)."""
+    if params.per_subject:
+        return None
+    keyring, version = ctx.require_keys()
+    aead, bound_to = keyring.aead(key_info(ctx.purpose), version), associated_data(ctx.purpose, ctx.field)
+
+    def encrypt_texts(texts: list[str]):
+        return token_texts(version, aead.encrypt_many(list(map(str.encode, texts)), bound_to)), [], None
+
+    return text_column(require_text, encrypt_texts)
+
+
 def subject_key_id(token: str) -> str | None:
     """The subject key id a per-subject ciphertext names (None if it is not one)."""
     if not isinstance(token, str) or not token.startswith("s."):
@@ -120,4 +143,5 @@ ACTION = Action(
     deterministic=False,
     subject_input=lambda params: "key" if params.per_subject else None,
     reverse=_reverse,
+    bind_column=_bind_column,
 )

@@ -5,7 +5,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from veil.errors import ActionError, ErrorCode
@@ -15,14 +17,21 @@ from veil.transforms.actions.base import (
     SCALARS,
     Action,
     ActionParams,
+    ArrowFn,
     BindContext,
     Kind,
+    arrow_text,
     as_date,
     as_text,
+    encodable,
+    is_arrow_text,
     is_number,
 )
 
 Number = int | float
+ArrowResult = tuple[pa.Array, list[int], ActionError | None]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_FAR = 2**62  # longer than any Arrow string: a prefix past it keeps the same characters
 Period = Literal["year", "quarter", "month", "week"]
 VARIANTS = ("bins", "age_bins", "width", "date", "prefix", "map", "round")
 
@@ -76,6 +85,13 @@ class GeneralizeParams(ActionParams):
         return next(v for v in VARIANTS if getattr(self, v) is not None)
 
 
+def _span_label(low: Number, high: Number) -> str:
+    """The label of the bin [low, high)."""
+    if isinstance(low, int) and isinstance(high, int):
+        return f"{low}-{high - 1}"
+    return f"[{low}, {high})"
+
+
 def bin_label(value: Number, edges: tuple[Number, ...]) -> str:
     """The label of the bin `value` falls in (see `GeneralizeParams.bins`)."""
     if value < edges[0]:
@@ -84,10 +100,13 @@ def bin_label(value: Number, edges: tuple[Number, ...]) -> str:
         return f"{edges[-1]}+"
     for low, high in zip(edges, edges[1:]):
         if low <= value < high:
-            if isinstance(low, int) and isinstance(high, int):
-                return f"{low}-{high - 1}"
-            return f"[{low}, {high})"
+            return _span_label(low, high)
     raise AssertionError("unreachable: edges are increasing")
+
+
+def bin_labels(edges: tuple[Number, ...]) -> list[str]:
+    """Every label of `bin_label`, indexed by how many edges are <= the value."""
+    return [f"<{edges[0]}", *(_span_label(low, high) for low, high in zip(edges, edges[1:])), f"{edges[-1]}+"]
 
 
 def age_on(birth: date, at: date) -> int:
@@ -117,13 +136,27 @@ def _number(value: Any) -> Number:
 
 
 def bucket(value: Number, width: Number) -> Number:
-    """The lower bound of the `width`-wide bucket holding `value`, in the value's type."""
+    """The lower bound of the `width`-wide bucket holding `value`, in the value's type.
+
+    Integers floor like `//` (so -1 is in the bucket starting at -width); floats are
+    `float(floor(value / width) * width)`.
+
+    Raises:
+        ActionError: NOT_FINITE when an integer bound does not fit int64 (a value near -2**63)
+            or a float bound (or the quotient) is not a finite float.
+    """
     if isinstance(value, int) and isinstance(width, int):
-        return (value // width) * width
+        low = (value // width) * width
+        if not INT64_MIN <= low <= INT64_MAX:
+            raise ActionError(ErrorCode.NOT_FINITE)
+        return low
     try:
-        return float(math.floor(value / width) * width)
-    except OverflowError:  # the quotient is not a finite float
+        low = float(math.floor(value / width) * width)
+    except (OverflowError, ValueError):  # the quotient or the bound is not a finite float
         raise ActionError(ErrorCode.NOT_FINITE) from None
+    if not math.isfinite(low):  # the product overflowed, or 0 * an infinite width
+        raise ActionError(ErrorCode.NOT_FINITE)
+    return low
 
 
 def _bind(p: GeneralizeParams, _ctx: BindContext):
@@ -167,6 +200,234 @@ def _output_type(p: GeneralizeParams, input_type: pa.DataType) -> pa.DataType:
     return pa.string()
 
 
+# ---------------------------------------------------------------- Arrow kernels
+# Each equals `_bind` applied per value over `array.to_pylist()`; None where one would not.
+
+
+def _int64_safe(input_type: pa.DataType) -> bool:
+    """Integer types whose every value is an int64 (all but uint64)."""
+    return pa.types.is_integer(input_type) and not pa.types.is_uint64(input_type)
+
+
+def _float_type(input_type: pa.DataType) -> bool:
+    """float32 and float64 (a float16 or a decimal falls back)."""
+    return pa.types.is_float32(input_type) or pa.types.is_float64(input_type)
+
+
+def _dated(input_type: pa.DataType) -> bool:
+    """Date and timestamp types (a date in a string falls back)."""
+    return pa.types.is_date(input_type) or pa.types.is_timestamp(input_type)
+
+
+def _present(array: pa.Array) -> np.ndarray:
+    """True where `array` is not null."""
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    return pc.is_valid(array).to_numpy(zero_copy_only=False)
+
+
+def _numbers(array: pa.Array, kind: pa.DataType) -> np.ndarray:
+    """The values as a numpy array of `kind` (int64 or float64), nulls as 0."""
+    array = array.cast(kind, safe=False)  # int -> float64 rounds to nearest, as Python's float(int)
+    if array.null_count:
+        array = pc.fill_null(array, 0)
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _local_dates(array: pa.Array) -> pa.Array:
+    """`as_date` over a date or timestamp array: the calendar date (local, for a zoned timestamp)."""
+    if pa.types.is_date32(array.type):
+        return array
+    if pa.types.is_date64(array.type):  # via a timestamp: it floors a partial day, as Python does
+        return array.cast(pa.timestamp("ms")).cast(pa.date32())
+    if array.type.tz is not None:
+        array = pc.local_timestamp(array)
+    return array.cast(pa.date32())
+
+
+def _outcome(
+    values: np.ndarray, present: np.ndarray, bad: np.ndarray | None, code: ErrorCode, kind: pa.DataType
+) -> ArrowResult:
+    """`values` as an Arrow array of `kind`, null where absent or bad; the bad indices; the first error."""
+    ok = present if bad is None else present & ~bad
+    out = pa.array(values, type=kind, mask=None if ok.all() else ~ok)
+    failed = [] if bad is None else np.flatnonzero(bad).tolist()
+    return out, failed, ActionError(code) if failed else None
+
+
+def _labelled(
+    index: np.ndarray, present: np.ndarray, bad: np.ndarray | None, code: ErrorCode, labels: list[str]
+) -> ArrowResult:
+    """`labels[index]` per value, as `_outcome` does."""
+    picked, failed, error = _outcome(index, present, bad, code, pa.int64())
+    return pa.array(labels, pa.string()).take(picked), failed, error
+
+
+def _int_thresholds(edges: tuple[Number, ...]) -> np.ndarray | None:
+    """int64 t_i with `v >= edges[i]` exactly when `v >= t_i` for int64 v; None for a non-finite edge.
+
+    Edges past int64 are clamped below or dropped above (no int64 reaches them).
+    """
+    out = []
+    for edge in edges:
+        if isinstance(edge, float) and not math.isfinite(edge):
+            return None
+        threshold = edge if isinstance(edge, int) else math.ceil(edge)
+        if threshold > INT64_MAX:
+            break
+        out.append(max(threshold, INT64_MIN))
+    return np.array(out, dtype=np.int64)
+
+
+def _float_edges(edges: tuple[Number, ...]) -> np.ndarray | None:
+    """The edges as float64 when each is finite and exact as a float (comparisons stay exact)."""
+    try:
+        out = [float(edge) for edge in edges]
+    except OverflowError:
+        return None
+    if not all(math.isfinite(f) and f == e for f, e in zip(out, edges)):
+        return None
+    return np.array(out, dtype=np.float64)
+
+
+def _bins_arrow(edges: tuple[Number, ...], input_type: pa.DataType) -> ArrowFn | None:
+    labels = bin_labels(edges)
+    if _int64_safe(input_type):
+        thresholds = _int_thresholds(edges)
+        if thresholds is None:
+            return None
+
+        def int_bins(array: pa.Array) -> ArrowResult:
+            index = np.searchsorted(thresholds, _numbers(array, pa.int64()), side="right")
+            return _labelled(index, _present(array), None, ErrorCode.NOT_FINITE, labels)
+
+        return int_bins
+    cuts = _float_edges(edges) if _float_type(input_type) else None
+    if cuts is None:
+        return None
+
+    def float_bins(array: pa.Array) -> ArrowResult:
+        values, present = _numbers(array, pa.float64()), _present(array)
+        bad = present & ~np.isfinite(values)
+        index = np.searchsorted(cuts, values, side="right")
+        return _labelled(index, present, bad, ErrorCode.NOT_FINITE, labels)
+
+    return float_bins
+
+
+def _age_bins_arrow(edges: tuple[int, ...], at: date, input_type: pa.DataType) -> ArrowFn | None:
+    thresholds = _int_thresholds(edges)
+    if thresholds is None or not _dated(input_type):
+        return None
+    labels, at_day = bin_labels(edges), at.month * 100 + at.day
+
+    def age_bins(array: pa.Array) -> ArrowResult:
+        days = _local_dates(array)
+        year, month, day = (_numbers(part(days), pa.int64()) for part in (pc.year, pc.month, pc.day))
+        age = at.year - year - (at_day < month * 100 + day).astype(np.int64)  # age_on
+        index = np.searchsorted(thresholds, age, side="right")
+        return _labelled(index, _present(array), None, ErrorCode.NOT_FINITE, labels)
+
+    return age_bins
+
+
+def _width_arrow(width: Number, input_type: pa.DataType) -> ArrowFn | None:
+    if _int64_safe(input_type) and isinstance(width, int):
+        if width > INT64_MAX:
+            return None
+        lowest = -(-INT64_MIN // width)  # the least quotient whose bound fits int64
+
+        def int_width(array: pa.Array) -> ArrowResult:
+            quotient = np.floor_divide(_numbers(array, pa.int64()), width)  # floors, like //
+            present = _present(array)
+            bad = present & (quotient < lowest)
+            return _outcome(quotient * width, present, bad, ErrorCode.NOT_FINITE, pa.int64())
+
+        return int_width
+    if not (_int64_safe(input_type) or _float_type(input_type)):
+        return None
+    try:
+        step = float(width)
+    except OverflowError:
+        return None
+    if step != width:  # an int width a float cannot hold: Python multiplies it exactly
+        return None
+
+    def float_width(array: pa.Array) -> ArrowResult:
+        present = _present(array)
+        with np.errstate(all="ignore"):
+            low = np.floor(_numbers(array, pa.float64()) / step) * step + 0.0  # + 0.0: no -0.0
+        bad = present & ~np.isfinite(low)
+        return _outcome(low, present, bad, ErrorCode.NOT_FINITE, pa.float64())
+
+    return float_width
+
+
+def _date_arrow(period: Period, input_type: pa.DataType) -> ArrowFn | None:
+    if not _dated(input_type):
+        return None
+
+    def period_starts(array: pa.Array) -> ArrowResult:
+        return pc.floor_temporal(_local_dates(array), unit=period, week_starts_monday=True), [], None
+
+    return period_starts
+
+
+def _prefix_arrow(prefix: int, input_type: pa.DataType) -> ArrowFn | None:
+    if not is_arrow_text(input_type):
+        return None
+    stop = min(prefix, _FAR)
+
+    def prefixes(array: pa.Array) -> ArrowResult:
+        return pc.utf8_slice_codeunits(arrow_text(array), 0, stop).cast(pa.string()), [], None
+
+    return prefixes
+
+
+def _map_arrow(mapping: dict[str | int, str], other: str | None, input_type: pa.DataType) -> ArrowFn | None:
+    if not (pa.types.is_string(input_type) or pa.types.is_large_string(input_type)):
+        return None
+    keys = [key for key in mapping if isinstance(key, str)]  # an int key never equals a string
+    texts = [*keys, *mapping.values(), other or ""]
+    if not all(encodable(text) for text in texts):
+        return None
+    known = pa.array(keys, type=input_type)
+    labels = [mapping[key] for key in keys] + [other or ""]
+
+    def relabel(array: pa.Array) -> ArrowResult:
+        found = pc.index_in(array, value_set=known)
+        present = _present(array)
+        missing = present & ~_present(found)
+        index = _numbers(pc.fill_null(found, len(keys)), pa.int64())
+        return _labelled(index, present, missing if other is None else None, ErrorCode.UNMAPPED, labels)
+
+    return relabel
+
+
+def _bind_arrow(p: GeneralizeParams, _ctx: BindContext, input_type: pa.DataType) -> ArrowFn | None:
+    """Arrow kernels for `_bind`, or None where the per-value function must run.
+
+    Falls back for: string dates, decimals, uint64, map over non-strings, round but over
+    integers to >= 0 digits, and edges or widths a kernel cannot compare exactly.
+    """
+    variant = p.variant
+    if variant == "bins":
+        return _bins_arrow(p.bins, input_type)
+    if variant == "age_bins":
+        return _age_bins_arrow(p.age_bins, p.at, input_type)
+    if variant == "width":
+        return _width_arrow(p.width, input_type)
+    if variant == "date":
+        return _date_arrow(p.date, input_type)
+    if variant == "prefix":
+        return _prefix_arrow(p.prefix, input_type)
+    if variant == "map":
+        return _map_arrow(p.map, p.other, input_type)
+    if variant == "round" and _int64_safe(input_type) and p.round >= 0:  # round(int, n >= 0) is the int
+        return lambda array: (array.cast(pa.int64()), [], None)
+    return None
+
+
 ACCEPTS: dict[str, frozenset[Kind]] = {
     "bins": NUMERIC,
     "age_bins": DATES,
@@ -178,5 +439,10 @@ ACCEPTS: dict[str, frozenset[Kind]] = {
 }
 
 ACTION = Action(
-    "generalize", GeneralizeParams, bind=_bind, output_type=_output_type, accepts=lambda p: ACCEPTS[p.variant]
+    "generalize",
+    GeneralizeParams,
+    bind=_bind,
+    output_type=_output_type,
+    accepts=lambda p: ACCEPTS[p.variant],
+    bind_arrow=_bind_arrow,
 )

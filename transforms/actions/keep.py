@@ -2,7 +2,10 @@
 
 from typing import Any, Literal
 
-from veil.transforms.actions.base import Action, ActionParams, same_type
+import pyarrow as pa
+
+from veil.errors import ActionError
+from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext, same_type
 
 
 class KeepParams(ActionParams):
@@ -16,4 +19,15 @@ def keep(value: Any) -> Any:
     return value
 
 
-ACTION = Action("keep", KeepParams, bind=lambda p, ctx: keep, output_type=same_type, accepts=None)
+def keep_arrow(array: pa.Array) -> tuple[pa.Array, list[int], ActionError | None]:
+    """`keep` over a whole Arrow array: the array itself, nothing fails."""
+    return array, [], None
+
+
+def _bind_arrow(_params: KeepParams, _ctx: BindContext, _input_type: pa.DataType) -> ArrowFn:
+    return keep_arrow
+
+
+ACTION = Action(
+    "keep", KeepParams, bind=lambda p, ctx: keep, output_type=same_type, accepts=None, bind_arrow=_bind_arrow
+)

@@ -11,8 +11,10 @@ from veil.transforms.actions.base import (
     BindContext,
     Normalization,
     as_text,
+    column_normalizer,
     normalizer,
     string_type,
+    text_column,
 )
 
 Encoding = Literal["hex", "base32", "base64url"]
@@ -82,6 +84,24 @@ def _bind(params: PseudonymizeParams, ctx: BindContext):
     return pseudonymize
 
 
+def _bind_column(params: PseudonymizeParams, ctx: BindContext):
+    """`pseudonymize` over a column: one HMAC loop, hex in one map."""
+    keyring, version = ctx.require_keys()
+    prf = keyring.prf(key_info(ctx.purpose, params.domain or ctx.field), version)
+    normalize_all, encoding, length = column_normalizer(params.normalize), params.encoding, params.length
+
+    def pseudonymize_texts(texts: list[str]):
+        if normalize_all is not None:
+            texts = normalize_all(texts)
+        digests = prf.compute_many(list(map(str.encode, texts)))
+        if encoding != "hex":
+            return [encode_digest(digest, encoding, length) for digest in digests], [], None
+        encoded = list(map(bytes.hex, digests))
+        return (encoded if length is None else [text[:length] for text in encoded]), [], None
+
+    return text_column(as_text, pseudonymize_texts)
+
+
 ACTION = Action(
     "pseudonymize",
     PseudonymizeParams,
@@ -89,4 +109,5 @@ ACTION = Action(
     output_type=string_type,
     accepts=frozenset({"string", "integer"}),
     keyed=True,
+    bind_column=_bind_column,
 )

@@ -2,7 +2,10 @@
 
 from typing import Any, Literal
 
-from veil.transforms.actions.base import Action, ActionParams, same_type
+import pyarrow as pa
+
+from veil.errors import ActionError
+from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext, same_type
 
 
 class RedactParams(ActionParams):
@@ -16,4 +19,15 @@ def redact(_value: Any) -> None:
     return None
 
 
-ACTION = Action("redact", RedactParams, bind=lambda p, ctx: redact, output_type=same_type, accepts=None)
+def redact_arrow(array: pa.Array) -> tuple[pa.Array, list[int], ActionError | None]:
+    """`redact` over a whole Arrow array: an all-null array of the same type and length."""
+    return pa.nulls(len(array), type=array.type), [], None
+
+
+def _bind_arrow(_params: RedactParams, _ctx: BindContext, _input_type: pa.DataType) -> ArrowFn:
+    return redact_arrow
+
+
+ACTION = Action(
+    "redact", RedactParams, bind=lambda p, ctx: redact, output_type=same_type, accepts=None, bind_arrow=_bind_arrow
+)

@@ -3,9 +3,11 @@
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import field_validator
 
-from veil.transforms.actions.base import Action, ActionParams
+from veil.errors import ActionError
+from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext
 
 Constant = str | int | float | bool | None
 
@@ -35,4 +37,22 @@ def _bind(params: ReplaceParams, _ctx):
     return lambda _value: constant
 
 
-ACTION = Action("replace", ReplaceParams, bind=_bind, output_type=_output_type, accepts=None)
+def replace_arrow(array: pa.Array, *, constant: Constant) -> tuple[pa.Array, list[int], ActionError | None]:
+    """`constant` wherever `array` is not null, null where it is; nothing fails.
+
+    The output's type is the constant's (the input's for a null constant), as `_output_type` says.
+    """
+    if constant is None:
+        return pa.nulls(len(array), type=array.type), [], None
+    value = pa.scalar(constant)
+    if array.null_count == 0:
+        return pa.repeat(value, len(array)), [], None
+    return pc.if_else(pc.is_valid(array), value, pa.scalar(None, type=value.type)), [], None
+
+
+def _bind_arrow(params: ReplaceParams, _ctx: BindContext, _input_type: pa.DataType) -> ArrowFn:
+    constant = params.value
+    return lambda array: replace_arrow(array, constant=constant)
+
+
+ACTION = Action("replace", ReplaceParams, bind=_bind, output_type=_output_type, accepts=None, bind_arrow=_bind_arrow)
