@@ -1,25 +1,33 @@
-"""Micro-benchmark of each veil field action: microseconds per value of the bound function.
+"""Micro-benchmark of each veil field action: microseconds per value, one at a time and as veil runs it.
 
-Each action is bound the way veil binds it on a worker, `REGISTRY[name].bind(params,
-BindContext(...))` with the public test keyring (`veil.keys.testing.fake_keyring()`), and
-called once per non-null value over N values of a realistic column (the benchmark data, or
-synthetic customers). No Beam, no Arrow conversion, no per-batch memo: the cost of the action
-alone. The bench policy's actions come first, then the other actions.
+Two figures per action, over N values of a realistic column (the benchmark data, or synthetic
+customers), with the public test keyring (`veil.keys.testing.fake_keyring()`):
+
+- per value: the bound function, `REGISTRY[name].bind(params, BindContext(...))`, called once
+  per non-null value (no Beam, no Arrow, no memo): what one value costs on its own;
+- column: a one-field policy's `BoundPlan.apply_batch` over 2,048-row Arrow batches, which is
+  what `veil run` does per batch (Arrow kernel, batched column function or per-value loop over
+  distinct values, and the output array), with no Beam around it.
+
+The bench policy's actions come first, then the other actions.
 
 Not a test. Run: `.venv/bin/python bench/actions_micro.py [--values N] [--repeats R]
 [--input customers.parquet] [--json PATH]`.
 """
 
 import argparse
-import itertools
 import json
 import statistics
 import time
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from veil.keys.testing import fake_keyring
 from veil.transforms.actions.base import BindContext
+from veil.transforms.engine import BoundPlan
+from veil.transforms.plan import compile_plan
+from veil.transforms.policy import Policy
 from veil.transforms.registry import REGISTRY
 
 PURPOSE = "analytics"
@@ -52,20 +60,48 @@ CASES = [
     ("date_shift signup_ts (30 days)", "signup_ts", {"action": "date_shift", "max_days": 30}),
     ("fake first_name", "first_name", {"action": "fake", "provider": "first_name"}),
 ]
+BATCH_ROWS = 2048  # veil's batch size (veil.transforms.beam.ROWS_PER_BATCH)
 POLICY_CASES = 11  # the first 11 labels cover the policy's 12 fields (keep country stands for keep gender)
 
 
-def _columns(path: str | None, count: int) -> dict[str, list]:
-    """`count` values of each input field: the first rows of `path` (cycled if shorter), or synthetic."""
+def _table(path: str | None, count: int) -> pa.Table:
+    """`count` rows of each input field: the first rows of `path` (cycled if shorter), or synthetic."""
     fields = sorted({field for _, field, _ in CASES} | {SUBJECT})
     if path:
-        table = pq.ParquetFile(path).iter_batches(batch_size=count, columns=fields)
-        columns = next(table).to_pydict()
+        table = pa.Table.from_batches([next(pq.ParquetFile(path).iter_batches(batch_size=count, columns=fields))])
     else:
         from veil.pipelines.synthetic import synthetic_customers
 
-        columns = synthetic_customers(count).select(fields).to_pydict()
-    return {name: list(itertools.islice(itertools.cycle(values), count)) for name, values in columns.items()}
+        table = synthetic_customers(count).select(fields)
+    while table.num_rows < count:
+        table = pa.concat_tables([table, table])
+    return table.slice(0, count)
+
+
+def _timed(run, repeats: int) -> list[float]:
+    run()  # warm-up: key derivation, caches
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
+def _column_run(field: str, raw: dict, table: pa.Table, keyring, limit: int):
+    """A run of `apply_batch` over `limit` rows for a policy with only this field (and its subject)."""
+    policy = Policy.model_validate(
+        {"version": 1, "purpose": PURPOSE, "subject": SUBJECT, "default": "drop", "fields": {field: raw}}
+    )
+    source = table.select([field] if field == SUBJECT else [field, SUBJECT]).slice(0, limit)
+    bound = BoundPlan(compile_plan(policy, source.schema), keyring)
+    batches = source.combine_chunks().to_batches(max_chunksize=BATCH_ROWS)
+
+    def run():
+        for batch in batches:
+            bound.apply_batch(batch)
+
+    return run
 
 
 def _takes_subject_id(action, params) -> bool:
@@ -77,9 +113,14 @@ def _takes_subject_id(action, params) -> bool:
     return bool(per_subject(params) if callable(per_subject) else per_subject)
 
 
-def measure(columns: dict[str, list], repeats: int) -> dict[str, dict]:
-    """{label: {"us_per_value": median, "best_us": ..., "values": n, "policy": bool}} for each case."""
+def measure(table: pa.Table, repeats: int) -> dict[str, dict]:
+    """{label: {"us_per_value", "best_us", "column_us", "column_best_us", "values", "policy"}} for each case.
+
+    `us_per_value` is the bound function one value at a time, `column_us` the engine's column
+    path per input row (both medians of `repeats`).
+    """
     keyring = fake_keyring()
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
     results = {}
     for position, (label, field, raw) in enumerate(CASES):
         action = REGISTRY[raw["action"]]
@@ -100,15 +141,13 @@ def measure(columns: dict[str, list], repeats: int) -> dict[str, dict]:
                 for value in values:
                     fn(value)
 
-        run()  # warm-up: key derivation, caches
-        timings = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            timings.append(time.perf_counter() - start)
+        timings = _timed(run, repeats)
+        column = _timed(_column_run(field, raw, table, keyring, limit), repeats)
         results[label] = {
             "us_per_value": statistics.median(timings) / len(pairs) * 1e6,
             "best_us": min(timings) / len(pairs) * 1e6,
+            "column_us": statistics.median(column) / len(pairs) * 1e6,
+            "column_best_us": min(column) / len(pairs) * 1e6,
             "values": len(pairs),
             "policy": position < POLICY_CASES,
         }
@@ -123,11 +162,15 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
-    results = measure(_columns(args.input, args.values), args.repeats)
-    print(f"veil actions, bound function per non-null value, median (best) of {args.repeats} runs")
+    results = measure(_table(args.input, args.values), args.repeats)
+    print(f"veil actions, us per non-null value, median (best) of {args.repeats} runs")
+    print(f"  {'action':<40} {'per value':>17} {'column (engine)':>17}")
     for label, row in results.items():
         mark = "" if row["policy"] else "   (not in bench/policy.yaml)"
-        print(f"  {label:<40} {row['us_per_value']:7.2f} ({row['best_us']:6.2f}) us/value{mark}")
+        print(
+            f"  {label:<40} {row['us_per_value']:7.2f} ({row['best_us']:6.2f})"
+            f"   {row['column_us']:7.2f} ({row['column_best_us']:6.2f}){mark}"
+        )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump({"values": args.values, "repeats": args.repeats, "actions": results}, out, indent=2)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-CONTENDERS = ("veil", "veil_2w", "limit", "naive", "presidio")
+CONTENDERS = ("veil", "veil_2w", "limit", "engine", "naive", "presidio")
 
 
 def test_harness_runs_every_contender_on_1000_rows(tmp_path):
@@ -37,5 +37,5 @@ def test_harness_runs_every_contender_on_1000_rows(tmp_path):
         assert int(printed.group(1).replace(",", "")) > 0
     assert {"veil / limit", "veil / naive Beam", "veil / Presidio", "veil 2 workers / 1 worker"} <= set(doc["targets"])
     assert doc["micro"]["ff1"]["us_per_value"]["encrypt_many (batched)"]["median"] > 0
-    assert all(row["us_per_value"] > 0 for row in doc["micro"]["actions"]["actions"].values())
+    assert all(row["us_per_value"] > 0 and row["column_us"] > 0 for row in doc["micro"]["actions"]["actions"].values())
     assert doc["memory_check"] is None

@@ -1,0 +1,49 @@
+"""Reference contender: veil's own engine with no Beam around it.
+
+Reads the input Parquet file in veil's batch size (only the columns the policy reads), runs
+each batch through `veil.transforms.engine.BoundPlan.apply_batch` (the code `veil run`'s
+workers run) and writes one Parquet file. `veil run` against this is what Beam costs; this
+against the limit is what veil's engine costs against hand-written pyarrow.
+
+Run by bench/run.py: `python bench/contender_engine.py --input F --output DIR --keyset K`.
+Prints one JSON line {"read": n, "written": m}.
+"""
+
+import argparse
+import json
+import os
+
+import pyarrow.parquet as pq
+
+from veil.keys import open_keyring
+from veil.transforms.beam import ROWS_PER_BATCH
+from veil.transforms.engine import BoundPlan
+from veil.transforms.plan import compile_plan
+from veil.transforms.policy import load_policy
+
+POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policy.yaml")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True, help="folder; part-00000.parquet is written in it")
+    parser.add_argument("--keyset", required=True)
+    args = parser.parse_args()
+
+    source = pq.ParquetFile(args.input)
+    plan = compile_plan(load_policy(POLICY), source.schema_arrow)
+    bound = BoundPlan(plan, open_keyring(args.keyset))
+    os.makedirs(args.output, exist_ok=True)
+    read = written = 0
+    with pq.ParquetWriter(os.path.join(args.output, "part-00000.parquet"), plan.output_schema) as out:
+        for batch in source.iter_batches(batch_size=ROWS_PER_BATCH, columns=list(plan.input_fields)):
+            protected, counts = bound.apply_batch(batch)
+            read += counts["read"]
+            written += counts["written"]
+            out.write_batch(protected)
+    print(json.dumps({"read": read, "written": written}))
+
+
+if __name__ == "__main__":
+    main()
