@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from veil.keys.testing import fake_keyring
 from veil.transforms.actions.base import BindContext
-from veil.transforms.engine import BoundPlan
+from veil.transforms.engine import ROWS_PER_BATCH, BoundPlan
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import Policy
 from veil.transforms.registry import REGISTRY
@@ -60,7 +60,6 @@ CASES = [
     ("date_shift signup_ts (30 days)", "signup_ts", {"action": "date_shift", "max_days": 30}),
     ("fake first_name", "first_name", {"action": "fake", "provider": "first_name"}),
 ]
-BATCH_ROWS = 2048  # veil's batch size (veil.transforms.beam.ROWS_PER_BATCH)
 POLICY_CASES = 11  # the first 11 labels cover the policy's 12 fields (keep country stands for keep gender)
 
 
@@ -95,7 +94,7 @@ def _column_run(field: str, raw: dict, table: pa.Table, keyring, limit: int):
     )
     source = table.select([field] if field == SUBJECT else [field, SUBJECT]).slice(0, limit)
     bound = BoundPlan(compile_plan(policy, source.schema), keyring)
-    batches = source.combine_chunks().to_batches(max_chunksize=BATCH_ROWS)
+    batches = source.combine_chunks().to_batches(max_chunksize=ROWS_PER_BATCH)
 
     def run():
         for batch in batches:

@@ -13,11 +13,11 @@ import argparse
 import json
 import os
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from veil.keys import open_keyring
-from veil.transforms.beam import ROWS_PER_BATCH
-from veil.transforms.engine import BoundPlan
+from veil.transforms.engine import BATCHES_PER_ROW_GROUP, ROWS_PER_BATCH, BoundPlan
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import load_policy
 
@@ -36,12 +36,18 @@ def main() -> None:
     bound = BoundPlan(plan, open_keyring(args.keyset))
     os.makedirs(args.output, exist_ok=True)
     read = written = 0
+    gathered: list[pa.RecordBatch] = []  # veil run writes up to BATCHES_PER_ROW_GROUP batches per row group
     with pq.ParquetWriter(os.path.join(args.output, "part-00000.parquet"), plan.output_schema) as out:
         for batch in source.iter_batches(batch_size=ROWS_PER_BATCH, columns=list(plan.input_fields)):
             protected, counts = bound.apply_batch(batch)
             read += counts["read"]
             written += counts["written"]
-            out.write_batch(protected)
+            gathered.append(protected)
+            if len(gathered) == BATCHES_PER_ROW_GROUP:
+                out.write_table(pa.Table.from_batches(gathered).combine_chunks())
+                gathered = []
+        if gathered:
+            out.write_table(pa.Table.from_batches(gathered).combine_chunks())
     print(json.dumps({"read": read, "written": written}))
 
 

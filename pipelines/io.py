@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import InputError
-from veil.transforms.beam import ROWS_PER_BATCH
+from veil.transforms.engine import BATCHES_PER_ROW_GROUP, ROWS_PER_BATCH
 
 FORMATS = {
     ".parquet": "parquet",
@@ -211,6 +211,11 @@ def csv_header(schema: pa.Schema) -> str:
     return sink.getvalue().decode("utf-8").rstrip("\n")
 
 
+def _row_group(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """One Parquet row group's table from the batches a bundle gathered (one chunk: one row group)."""
+    return pa.Table.from_batches(batches, schema=schema).combine_chunks()
+
+
 class WriteBatches(beam.PTransform):
     """RecordBatches -> `<prefix>-SSSSS-of-NNNNN.<format>` files."""
 
@@ -223,7 +228,9 @@ class WriteBatches(beam.PTransform):
         if self._fmt == "parquet":
             return (
                 batches
-                | "ToTable" >> beam.Map(lambda batch: pa.Table.from_batches([batch])).with_output_types(pa.Table)
+                | "Gather"
+                >> beam.BatchElements(min_batch_size=BATCHES_PER_ROW_GROUP, max_batch_size=BATCHES_PER_ROW_GROUP)
+                | "ToTable" >> beam.Map(_row_group, self._schema).with_output_types(pa.Table)
                 | "WriteParquet"
                 >> beam.io.WriteToParquetBatched(self._prefix, self._schema, codec="snappy", file_name_suffix=suffix)
             )

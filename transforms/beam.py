@@ -17,7 +17,7 @@ import pyarrow as pa
 from veil.errors import ConfigError
 from veil.keys import open_keyring
 from veil.transforms.counting import CountingFn, metrics_namespace
-from veil.transforms.engine import BoundPlan, Record
+from veil.transforms.engine import ROWS_PER_BATCH, BoundPlan, Record
 from veil.transforms.gates import AttachSubjectKeys, SubjectGates
 from veil.transforms.plan import Plan, compile_plan, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
@@ -33,8 +33,6 @@ __all__ = [
     "metrics_namespace",
     "progress",
 ]
-
-ROWS_PER_BATCH = 2048
 
 
 class _Progress:

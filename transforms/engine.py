@@ -23,6 +23,8 @@ from veil.transforms.registry import REGISTRY
 
 Record = dict[str, Any]
 
+ROWS_PER_BATCH = 2048  # rows per Arrow batch (and dict records per call) the Beam transforms hand the engine
+BATCHES_PER_ROW_GROUP = 32  # Parquet output: up to 32 output batches (about 65k rows) per row group
 READ, WRITTEN = "read", "written"
 NO_CONSENT, FIELD_ERROR = "dropped.no_consent", "dropped.field_error"
 FIELD_ERRORS = "field_errors."
