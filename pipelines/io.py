@@ -33,6 +33,7 @@ FORMATS = {
 }
 SUFFIX = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
 SCHEMA_SAMPLE_BYTES = 1 << 20
+PARQUET_RANGE_BYTES = 16 << 20  # a unit of reading work: enough of them for every worker to get a share
 
 
 def format_of(path: str) -> str:
@@ -155,15 +156,12 @@ class ReadBatches(beam.PTransform):
     def expand(self, pbegin):
         full, columns = self._schema, self._columns
         schema = _project(full, columns)
-        if self._fmt == "parquet":
+        if self._fmt == "parquet":  # byte ranges of every file, spread over the workers (Reshuffle inside)
             tables = (
-                pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(self._files[0], columns=columns)
-                if len(self._files) == 1
-                else (
-                    pbegin
-                    | "Files" >> beam.Create(self._files)
-                    | "ReadParquet" >> beam.io.ReadAllFromParquetBatched(columns=columns)
-                )
+                pbegin
+                | "Files" >> beam.Create(self._files)
+                | "ReadParquet"
+                >> beam.io.ReadAllFromParquetBatched(desired_bundle_size=PARQUET_RANGE_BYTES, columns=columns)
             )
             return tables | "ToBatches" >> beam.FlatMap(
                 lambda table: _conform(table, schema, "parquet")
