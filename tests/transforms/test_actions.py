@@ -434,6 +434,9 @@ def test_round_refuses_non_numbers(value):
         {"date": "day"},
         {"width": 10, "other": "x"},  # `other` without map
         {"map": {}},
+        {"width": float("inf")},  # YAML .inf
+        {"bins": [0, float("nan")]},  # YAML .nan: not even comparable
+        {"bins": [float("-inf"), 0]},
     ],
 )
 def test_invalid_generalize_params_are_rejected(spec):

@@ -152,7 +152,7 @@ def test_prefix_kernel_equals_per_value(arrow_type, data, prefix):
 
 int_widths = st.one_of(st.integers(1, 1000), st.sampled_from([3, 7, 10_000, 2**31, 2**62, INT64_MAX]))
 float_widths = st.one_of(
-    st.floats(1e-3, 1e4), st.sampled_from([0.1, 2.5, 1e-300, 5e-324, 1e300, float("inf")]), st.integers(1, 2**53)
+    st.floats(1e-3, 1e4), st.sampled_from([0.1, 2.5, 1e-300, 5e-324, 1e300]), st.integers(1, 2**53)
 )
 
 
@@ -351,7 +351,6 @@ def test_empty_and_all_null_arrays(spec):
         ({"action": "generalize", "width": 2**64}, pa.int64()),
         ({"action": "generalize", "width": 2**60 + 1}, pa.float64()),  # not exact as a float
         ({"action": "generalize", "bins": [0, 10]}, pa.decimal128(10, 2)),
-        ({"action": "generalize", "bins": [0, float("inf")]}, pa.int64()),
         ({"action": "generalize", "map": {"1": "one"}}, pa.int64()),
         ({"action": "generalize", "round": 1}, pa.float64()),
         ({"action": "generalize", "round": -1}, pa.int64()),

@@ -1,6 +1,7 @@
 """date_shift: move every date of a subject by the same secret number of days."""
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field
@@ -18,6 +19,9 @@ class DateShiftParams(ActionParams):
 
     action: Literal["date_shift"]
     max_days: int = Field(..., ge=1, le=36500)
+
+
+SUBJECTS_REMEMBERED = 65_536  # offsets kept per worker: bounded, so memory does not grow with the input
 
 
 def key_info(purpose: str) -> str:
@@ -51,7 +55,10 @@ def shift(value: Any, days: int) -> Any:
 def _bind(params: DateShiftParams, ctx: BindContext):
     keyring, version = ctx.require_keys()
     prf, max_days = keyring.prf(key_info(ctx.purpose), version), params.max_days
-    offsets: dict[str, int] = {}
+
+    @lru_cache(maxsize=SUBJECTS_REMEMBERED)
+    def offset_of(subject: str) -> int:
+        return offset_days(prf.compute(subject.encode("utf-8")), max_days)
 
     def date_shift(value, subject):
         """Shift by HMAC(key, utf-8 of subject id)-derived days.
@@ -61,11 +68,7 @@ def _bind(params: DateShiftParams, ctx: BindContext):
         """
         if subject is None:
             raise ActionError(ErrorCode.NO_SUBJECT)
-        text = as_text(subject)
-        days = offsets.get(text)
-        if days is None:
-            days = offsets[text] = offset_days(prf.compute(text.encode("utf-8")), max_days)
-        return shift(value, days)
+        return shift(value, offset_of(as_text(subject)))
 
     return date_shift
 

@@ -71,6 +71,8 @@ class GeneralizeParams(ActionParams):
                 + (f" (got {', '.join(chosen)})" if chosen else "")
             )
         edges = self.bins or self.age_bins
+        if not all(math.isfinite(x) for x in (*(edges or ()), *([self.width] if self.width is not None else []))):
+            raise ValueError("bin edges and width must be finite numbers (not .inf or .nan)")
         if edges and any(b <= a for a, b in zip(edges, edges[1:])):
             raise ValueError("bin edges must be strictly increasing")
         if (self.age_bins is None) != (self.at is None):
@@ -154,7 +156,7 @@ def bucket(value: Number, width: Number) -> Number:
         low = float(math.floor(value / width) * width)
     except (OverflowError, ValueError):  # the quotient or the bound is not a finite float
         raise ActionError(ErrorCode.NOT_FINITE) from None
-    if not math.isfinite(low):  # the product overflowed, or 0 * an infinite width
+    if not math.isfinite(low):  # the product overflowed
         raise ActionError(ErrorCode.NOT_FINITE)
     return low
 
@@ -263,15 +265,13 @@ def _labelled(
     return pa.array(labels, pa.string()).take(picked), failed, error
 
 
-def _int_thresholds(edges: tuple[Number, ...]) -> np.ndarray | None:
-    """int64 t_i with `v >= edges[i]` exactly when `v >= t_i` for int64 v; None for a non-finite edge.
+def _int_thresholds(edges: tuple[Number, ...]) -> np.ndarray:
+    """int64 t_i with `v >= edges[i]` exactly when `v >= t_i` for int64 v (edges are finite: params say so).
 
     Edges past int64 are clamped below or dropped above (no int64 reaches them).
     """
     out = []
     for edge in edges:
-        if isinstance(edge, float) and not math.isfinite(edge):
-            return None
         threshold = edge if isinstance(edge, int) else math.ceil(edge)
         if threshold > INT64_MAX:
             break
@@ -294,8 +294,6 @@ def _bins_arrow(edges: tuple[Number, ...], input_type: pa.DataType) -> ArrowFn |
     labels = bin_labels(edges)
     if _int64_safe(input_type):
         thresholds = _int_thresholds(edges)
-        if thresholds is None:
-            return None
 
         def int_bins(array: pa.Array) -> ArrowResult:
             index = np.searchsorted(thresholds, _numbers(array, pa.int64()), side="right")
