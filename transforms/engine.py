@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from veil.errors import ActionError, ConfigError, DataRefusedError
 from veil.keys import KeyRing
-from veil.transforms.actions.base import SUBJECT_KEY_COLUMN, Action, ArrowFn, BindContext, ColumnFn
+from veil.transforms.actions.base import SUBJECT_KEY_COLUMN, Action, ArrowFn, BindContext, ColumnFn, SubjectArrowFn
 from veil.transforms.columns import consent_mask, has_consent, map_array, map_column, map_list, per_value
 from veil.transforms.plan import ColumnOp, Plan
 from veil.transforms.registry import REGISTRY
@@ -39,9 +39,9 @@ class _Field:
     fn: Callable[..., Any] | None
     column_fn: ColumnFn | None
     context: BindContext
-    kernels: dict[pa.DataType, ArrowFn | None] = field(default_factory=dict)
+    kernels: dict[pa.DataType, ArrowFn | SubjectArrowFn | None] = field(default_factory=dict)
 
-    def kernel(self, input_type: pa.DataType) -> ArrowFn | None:
+    def kernel(self, input_type: pa.DataType) -> ArrowFn | SubjectArrowFn | None:
         """The action's Arrow kernel for this input type (None: none for it)."""
         if self.action.bind_arrow is None:
             return None
@@ -170,18 +170,22 @@ class BoundPlan:
             else:
                 values = pa.nulls(batch.num_rows, target.type)
             subject_column = self._per_subject(bound)
-            kernel = bound.kernel(values.type) if subject_column is None else None
-            if kernel is not None:
+            kernel = bound.kernel(values.type)
+            if subject_column is not None:
+                subjects = (
+                    batch.column(subject_column)
+                    if subject_column in batch.schema.names
+                    else pa.nulls(batch.num_rows, pa.string())
+                )
+                if kernel is not None:
+                    result, failed, error = kernel(values, subjects)
+                else:
+                    if subject_column not in python_columns:
+                        python_columns[subject_column] = subjects.to_pylist()
+                    out, failed, error = map_column(bound.fn, values.to_pylist(), python_columns[subject_column], False)
+                    result = pa.array(out, type=target.type)
+            elif kernel is not None:
                 result, failed, error = kernel(values)
-            elif subject_column is not None:
-                if subject_column not in python_columns:
-                    python_columns[subject_column] = (
-                        batch.column(subject_column).to_pylist()
-                        if subject_column in batch.schema.names
-                        else [None] * batch.num_rows
-                    )
-                out, failed, error = map_column(bound.fn, values.to_pylist(), python_columns[subject_column], False)
-                result = pa.array(out, type=target.type)
             else:
                 column_fn = bound.column_fn or per_value(bound.fn)
                 result, failed, error = map_array(column_fn, values, target.type, bound.action.deterministic)

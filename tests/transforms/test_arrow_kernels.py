@@ -17,7 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from veil.errors import ErrorCode
+from veil.keys.testing import fake_keyring
 from veil.transforms.actions.base import BindContext
+from veil.transforms.columns import map_column
 from veil.transforms.registry import REGISTRY
 
 CONTEXT = BindContext("analytics", "f", None, None)
@@ -365,3 +367,65 @@ def test_types_without_an_exact_kernel_fall_back(spec, arrow_type):
 
 def test_per_value_width_over_a_decimal_still_works_where_the_kernel_falls_back():
     assert REGISTRY["generalize"].bind(params({"action": "generalize", "width": 10}), CONTEXT)(Decimal("25.5")) == 20
+
+
+# ---------------------------------------------------------------- date_shift (with the subject column)
+
+KEYED = BindContext("analytics", "f", fake_keyring(), 1)
+EDGE_DAYS = [date.min, date.min + timedelta(days=3), date(1970, 1, 1), date.max - timedelta(days=3), date.max]
+shift_days = st.one_of(st.dates(), st.sampled_from(EDGE_DAYS))
+shift_subjects = {
+    pa.string(): st.one_of(st.none(), st.sampled_from(["c-1", "c-2", "ë", ""])),
+    pa.int64(): st.one_of(st.none(), st.integers(-5, 5)),
+}
+
+
+def shift_column(max_days: int, arrow_type: pa.DataType):
+    spec = params({"action": "date_shift", "max_days": max_days})
+    return REGISTRY["date_shift"].bind(spec, KEYED), REGISTRY["date_shift"].bind_arrow(spec, KEYED, arrow_type)
+
+
+@pytest.mark.parametrize(
+    "arrow_type", [pa.date32(), pa.timestamp("us"), pa.timestamp("s"), pa.timestamp("us", tz="UTC")], ids=str
+)
+@PROPERTY
+@given(data=st.data(), max_days=st.sampled_from([1, 30, 36500]), subject_type=st.sampled_from(list(shift_subjects)))
+def test_date_shift_kernel_equals_per_value(arrow_type, data, max_days, subject_type):
+    rows = data.draw(st.lists(st.tuples(st.one_of(st.none(), shift_days), shift_subjects[subject_type]), max_size=25))
+    days = [d for d, _ in rows]
+    if pa.types.is_timestamp(arrow_type):
+        zone = timezone.utc if arrow_type.tz else None
+        days = [None if d is None else datetime(d.year, d.month, d.day, 13, 5, 7, tzinfo=zone) for d in days]
+    values, subjects = pa.array(days, arrow_type), pa.array([s for _, s in rows], subject_type)
+    per_value, kernel = shift_column(max_days, arrow_type)
+    expected, expected_failed, expected_error = map_column(per_value, values.to_pylist(), subjects.to_pylist(), False)
+    out, failed, error = kernel(values, subjects)
+    assert out.type == arrow_type
+    assert out.to_pylist() == expected and failed == expected_failed
+    assert (error and error.code) == (expected_error and expected_error.code)
+
+
+def test_date_shift_kernel_moves_a_subjects_dates_together_and_refuses_what_it_cannot():
+    per_value, kernel = shift_column(30, pa.date32())
+    start = date(2024, 1, 1)
+    later = next(f"c-{i}" for i in range(100) if per_value(start, f"c-{i}") > start)  # shifted forward
+    values = pa.array([start, date(2024, 3, 1), start, date.max, None], pa.date32())
+    out, failed, error = kernel(values, pa.array([later, later, None, later, later]))
+    first, second = out.to_pylist()[:2]
+    assert first == per_value(start, later) > start
+    assert (second - first).days == (date(2024, 3, 1) - start).days  # intervals within a subject survive
+    assert out.to_pylist()[2:] == [None, None, None]
+    assert failed == [2, 3] and error.code is ErrorCode.NO_SUBJECT  # no subject; past date.max
+
+
+def test_date_shift_falls_back_for_zoned_timestamps_and_strings():
+    for arrow_type in (pa.timestamp("us", tz="Europe/Amsterdam"), pa.string(), pa.timestamp("ns")):
+        assert shift_column(30, arrow_type)[1] is None
+
+
+def test_date_shift_kernel_with_subjects_of_another_type_matches_per_value():
+    per_value, kernel = shift_column(30, pa.date32())
+    values = pa.array([date(2024, 1, 1), date(2024, 1, 2)], pa.date32())
+    subjects = pa.array([1.5, None], pa.float64())  # as_text refuses a float: a wrong type, then no subject
+    out, failed, error = kernel(values, subjects)
+    assert out.to_pylist() == [None, None] and failed == [0, 1] and error.code is ErrorCode.WRONG_TYPE

@@ -30,6 +30,8 @@ ColumnFn = Callable[[list], tuple[list, list[int], ActionError | None]]
 # An Arrow column function: array -> (output array of the op's output type, failed indices (null
 # there), first failure). Nulls in give nulls out.
 ArrowFn = Callable[[pa.Array], tuple[pa.Array, list[int], ActionError | None]]
+# The same for an action with a subject input: (values, the per-subject column) -> as ArrowFn.
+SubjectArrowFn = Callable[[pa.Array, pa.Array], tuple[pa.Array, list[int], ActionError | None]]
 SubjectInput = Literal["id", "key"]
 SUBJECT_KEY_COLUMN = "__veil_subject_key"  # added to batches by the subject key join: "<key id>:<wrapped, base64>"
 
@@ -106,7 +108,8 @@ class Action:
             set once, SIV, GCM with bulk nonces, FF1).
         bind_arrow: optionally, params + context + the input's Arrow type -> an `ArrowFn` that
             computes the output column with Arrow kernels (None when it cannot for that type);
-            it must equal `bind` applied per value, nulls staying null.
+            it must equal `bind` applied per value, nulls staying null. For an action with a
+            `subject_input`, it is a `SubjectArrowFn`, given the per-subject column as well.
     """
 
     name: str
@@ -119,7 +122,7 @@ class Action:
     deterministic: bool = True
     reverse: Callable[[Any, BindContext], ValueFn] | None = None
     bind_column: Callable[[Any, BindContext], ColumnFn | None] | None = None
-    bind_arrow: Callable[[Any, BindContext, pa.DataType], ArrowFn | None] | None = None
+    bind_arrow: Callable[[Any, BindContext, pa.DataType], ArrowFn | SubjectArrowFn | None] | None = None
 
     def per_subject(self, params: Any) -> bool:
         """Whether these params make the action read something per subject (so need `subject`)."""

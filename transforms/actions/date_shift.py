@@ -4,10 +4,24 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from veil.errors import ActionError, ErrorCode
-from veil.transforms.actions.base import DATES, Action, ActionParams, BindContext, as_text, same_type
+from veil.transforms.actions.base import (
+    DATES,
+    Action,
+    ActionParams,
+    BindContext,
+    SubjectArrowFn,
+    arrow_text,
+    as_text,
+    is_arrow_text,
+    same_type,
+)
+from veil.transforms.columns import map_column
 
 
 class DateShiftParams(ActionParams):
@@ -22,6 +36,11 @@ class DateShiftParams(ActionParams):
 
 
 SUBJECTS_REMEMBERED = 65_536  # offsets kept per worker: bounded, so memory does not grow with the input
+
+
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000}  # timestamp units Python's datetime holds
+_EPOCH = date(1970, 1, 1).toordinal()
+_FIRST_DAY, _LAST_DAY = date.min.toordinal() - _EPOCH, date.max.toordinal() - _EPOCH  # as days since 1970
 
 
 def key_info(purpose: str) -> str:
@@ -73,6 +92,48 @@ def _bind(params: DateShiftParams, ctx: BindContext):
     return date_shift
 
 
+def _bind_arrow(params: DateShiftParams, ctx: BindContext, input_type: pa.DataType) -> SubjectArrowFn | None:
+    """`_bind` over date32 and naive or UTC timestamp columns, with the subject column beside them.
+
+    Zoned timestamps elsewhere than UTC are left to the per-value function: Python adds days to
+    the wall-clock time, which across a daylight-saving change is not a whole number of 24 hours.
+    """
+    t = pa.types
+    if t.is_date32(input_type):
+        per_unit = 1
+    elif t.is_timestamp(input_type) and input_type.unit in _PER_DAY and input_type.tz in (None, "UTC", "+00:00"):
+        per_unit = _PER_DAY[input_type.unit]
+    else:
+        return None
+    keyring, version = ctx.require_keys()
+    prf, max_days, per_value = keyring.prf(key_info(ctx.purpose), version), params.max_days, _bind(params, ctx)
+    first, last = _FIRST_DAY * per_unit, (_LAST_DAY + 1) * per_unit - 1  # Python's range, in the column's unit
+    margin = max_days * per_unit
+
+    def shift_column(values: pa.Array, subjects: pa.Array) -> tuple[pa.Array, list[int], ActionError | None]:
+        if not is_arrow_text(subjects.type):  # subjects of another type: the per-value function decides
+            out, failed, error = map_column(per_value, values.to_pylist(), subjects.to_pylist(), memo=False)
+            return pa.array(out, input_type), failed, error
+        encoded = arrow_text(subjects).dictionary_encode()
+        digests = prf.compute_many([text.encode("utf-8") for text in encoded.dictionary.to_pylist()])
+        offsets = np.array([offset_days(d, max_days) for d in digests] or [0], dtype=np.int64)
+        days = offsets[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        present = pc.is_valid(values).to_numpy(zero_copy_only=False)
+        no_subject = present & pc.is_null(encoded.indices).to_numpy(zero_copy_only=False)
+        raw = values.cast(pa.int64() if per_unit > 1 else pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
+        moved = np.clip(raw.astype(np.int64), first - margin, last + margin) + days * per_unit  # clip: no overflow
+        invalid = present & ~no_subject & ((moved < first) | (moved > last))
+        ok = present & ~no_subject & ~invalid
+        out = pa.array(moved.astype(np.int32) if per_unit == 1 else moved, mask=~ok).cast(input_type)
+        failed = np.flatnonzero(no_subject | invalid)
+        if not len(failed):
+            return out, [], None
+        code = ErrorCode.NO_SUBJECT if no_subject[failed[0]] else ErrorCode.INVALID_DATE
+        return out, failed.tolist(), ActionError(code)
+
+    return shift_column
+
+
 ACTION = Action(
     "date_shift",
     DateShiftParams,
@@ -81,4 +142,5 @@ ACTION = Action(
     accepts=DATES,
     keyed=True,
     subject_input=lambda _params: "id",
+    bind_arrow=_bind_arrow,
 )
