@@ -9,12 +9,12 @@ Run by bench/run.py: `python bench/contender_engine.py --input F --output DIR --
 Prints one JSON line {"read": n, "written": m}.
 """
 
-import argparse
 import json
 import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from workload import contender_args
 
 from veil.keys import open_keyring
 from veil.transforms.engine import BATCHES_PER_ROW_GROUP, ROWS_PER_BATCH, BoundPlan
@@ -25,11 +25,7 @@ POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policy.yaml")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True, help="folder; part-00000.parquet is written in it")
-    parser.add_argument("--keyset", required=True)
-    args = parser.parse_args()
+    args, _ = contender_args(__doc__.splitlines()[0])
 
     source = pq.ParquetFile(args.input)
     plan = compile_plan(load_policy(POLICY), source.schema_arrow)

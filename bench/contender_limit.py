@@ -10,7 +10,6 @@ Run by bench/run.py: `python bench/contender_limit.py --input F --output DIR --k
 Prints one JSON line {"read": n, "written": m}.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -36,6 +35,7 @@ from workload import (  # noqa: E402
     TWEAK_CARD,
     ZIP_PREFIX,
     Primitives,
+    contender_args,
     working_keys,
 )
 
@@ -136,11 +136,7 @@ def protect_batch(p: Primitives, batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True, help="folder; part-00000.parquet is written in it")
-    parser.add_argument("--keyset", required=True)
-    args = parser.parse_args()
+    args, _ = contender_args(__doc__.splitlines()[0])
 
     primitives = Primitives(working_keys(args.keyset))
     os.makedirs(args.output, exist_ok=True)

@@ -8,7 +8,6 @@ Run by bench/run.py: `python bench/contender_naive.py --input F --output DIR --k
 Prints one JSON line {"read": n, "written": m}.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import OUTPUT_SCHEMA, Primitives, protect_record, working_keys  # noqa: E402
+from workload import OUTPUT_SCHEMA, Primitives, contender_args, protect_record, working_keys  # noqa: E402
 
 NAMESPACE = "bench"
 
@@ -53,12 +52,9 @@ def counts(result) -> dict[str, int]:
     return totals
 
 
-def parse(description: str) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True, help="folder; part-*.parquet files are written in it")
-    parser.add_argument("--keyset", required=True)
-    args, beam_args = parser.parse_known_args()
+def parse(description: str):
+    """The contender command line (see `workload.contender_args`), with Beam's logging quiet."""
+    args, beam_args = contender_args(description)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     return args, beam_args
 

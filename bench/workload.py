@@ -11,6 +11,7 @@ checks this after each run.
 Imports no Beam: the `limit` contender must not pay for it.
 """
 
+import argparse
 import base64
 import os
 from dataclasses import dataclass
@@ -77,6 +78,15 @@ INFO_CARD = f"veil/v1/tokenize-ff1/{PURPOSE}/card_number/{DIGITS}"
 TWEAK_CARD = f"veil/v1/tokenize-ff1/{PURPOSE}/card_number".encode()
 INFO_ENCRYPT = f"veil/v1/encrypt/{PURPOSE}"
 AD_NOTES = f"veil/v1/encrypt/{PURPOSE}/notes".encode()
+
+
+def contender_args(description: str) -> tuple[argparse.Namespace, list[str]]:
+    """The command line every contender takes (--input, --output folder, --keyset), and what is left (Beam's)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--input", required=True, help="the customers Parquet file")
+    parser.add_argument("--output", required=True, help="folder; part-*.parquet files are written in it")
+    parser.add_argument("--keyset", required=True)
+    return parser.parse_known_args()
 
 
 def _hkdf(root: bytes, info: str, length: int) -> bytes:
