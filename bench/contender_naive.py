@@ -59,13 +59,14 @@ def parse(description: str):
     return args, beam_args
 
 
-def main() -> None:
-    args, beam_args = parse(__doc__.splitlines()[0])
+def run_records(description: str, protect: type[beam.DoFn]) -> None:
+    """The naive job: ReadFromParquet -> `protect(keyset)` per dict record -> WriteToParquet; prints the counts."""
+    args, beam_args = parse(description)
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
     (
         pipeline
         | "Read" >> beam.io.ReadFromParquet(args.input)
-        | "Protect" >> beam.ParDo(ProtectRecord(args.keyset))
+        | "Protect" >> beam.ParDo(protect(args.keyset))
         | "Write"
         >> beam.io.WriteToParquet(
             os.path.join(args.output, "part"), OUTPUT_SCHEMA, codec="snappy", file_name_suffix=".parquet"
@@ -77,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_records(__doc__.splitlines()[0], ProtectRecord)

@@ -21,18 +21,16 @@ Run by bench/run.py: `python bench/contender_presidio.py --input F --output DIR 
 Prints one JSON line {"read": n, "written": m}.
 """
 
-import json
 import os
 import sys
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 from presidio_anonymizer import BatchAnonymizerEngine
 from presidio_anonymizer.entities import DictRecognizerResult, OperatorConfig, RecognizerResult
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contender_naive import NAMESPACE, counts, parse  # noqa: E402
+from contender_naive import NAMESPACE, run_records  # noqa: E402
 from workload import (  # noqa: E402
     CONSENT_FIELD,
     MASK_KEEP_FIRST,
@@ -107,22 +105,5 @@ class PresidioRecord(beam.DoFn):
         yield {name: out[name] for name in OUTPUT_SCHEMA.names}
 
 
-def main() -> None:
-    args, beam_args = parse(__doc__.splitlines()[0])
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
-    (
-        pipeline
-        | "Read" >> beam.io.ReadFromParquet(args.input)
-        | "Protect" >> beam.ParDo(PresidioRecord(args.keyset))
-        | "Write"
-        >> beam.io.WriteToParquet(
-            os.path.join(args.output, "part"), OUTPUT_SCHEMA, codec="snappy", file_name_suffix=".parquet"
-        )
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    print(json.dumps(counts(result)))
-
-
 if __name__ == "__main__":
-    main()
+    run_records(__doc__.splitlines()[0], PresidioRecord)

@@ -1,8 +1,11 @@
 """Helpers shared by the test modules (importable as `helpers`: pytest puts tests/ on the path)."""
 
+import base64
 import contextlib
 import io
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from veil.errors import ErrorCode
 from veil.pipelines.cli import main
@@ -33,3 +36,17 @@ def per_value_outcome(fn, values: list) -> tuple[list, list[int], ErrorCode | No
     """
     out, failed, error = map_column(fn, values, None, memo=False)
     return out, failed, error.code if error else None
+
+
+def assert_no_secret(text: str, *secrets: bytes) -> None:
+    """Assert no key bytes show in `text`: raw, hex (either case) or base64."""
+    for secret in secrets:
+        for form in (secret.decode("latin-1"), secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode()):
+            assert form not in text
+
+
+def edit_json(path: str, edit) -> None:
+    """Rewrite the JSON file at `path` after `edit(document)` changed it in place."""
+    doc = json.loads(Path(path).read_text())
+    edit(doc)
+    Path(path).write_text(json.dumps(doc))

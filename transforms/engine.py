@@ -40,6 +40,10 @@ class _Field:
     column_fn: ColumnFn | None
     context: BindContext
     kernels: dict[pa.DataType, ArrowFn | SubjectArrowFn | None] = field(default_factory=dict)
+    batch_fn: ColumnFn = field(init=False)  # what an Arrow batch runs without a kernel
+
+    def __post_init__(self) -> None:
+        self.batch_fn = self.column_fn or per_value(self.fn)
 
     def kernel(self, input_type: pa.DataType) -> ArrowFn | SubjectArrowFn | None:
         """The action's Arrow kernel for this input type (None: none for it)."""
@@ -187,8 +191,7 @@ class BoundPlan:
             elif kernel is not None:
                 result, failed, error = kernel(values)
             else:
-                column_fn = bound.column_fn or per_value(bound.fn)
-                result, failed, error = map_array(column_fn, values, target.type, bound.action.deterministic)
+                result, failed, error = map_array(bound.batch_fn, values, target.type, bound.action.deterministic)
             if failed and self._failures(op, failed, error, counts):
                 dropped[failed] = True
             arrays.append(result if result.type == target.type else result.cast(target.type))

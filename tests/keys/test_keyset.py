@@ -3,13 +3,13 @@
 import base64
 import hashlib
 import hmac
-import json
 import os
 import pickle
 import stat
 from pathlib import Path
 
 import pytest
+from helpers import assert_no_secret, edit_json
 
 from veil.errors import IntegrityError, KeyAccessError
 from veil.keys import _primitives
@@ -30,23 +30,6 @@ INFO = "veil/v1/pseudonymize/analytics/customer"
 
 def _roots(path: str, master_key: bytes) -> dict[int, bytes]:
     return unwrap_keys(read_keyset(path), master_key)
-
-
-def _secret_forms(secret: bytes) -> list[str]:
-    """The ways key bytes could show up in text: raw, hex (both cases) and base64."""
-    return [secret.decode("latin-1"), secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode()]
-
-
-def _assert_no_secret(text: str, *secrets: bytes) -> None:
-    for secret in secrets:
-        for form in _secret_forms(secret):
-            assert form not in text
-
-
-def _edit_keyset(path: str, edit) -> None:
-    doc = json.loads(Path(path).read_text())
-    edit(doc)
-    Path(path).write_text(json.dumps(doc))
 
 
 # --- init ---
@@ -83,7 +66,7 @@ def test_keyset_file_holds_no_key_in_clear(keyset, master_key):
     raw = Path(keyset).read_bytes().decode("latin-1")
     roots = _roots(keyset, master_key)
     assert set(roots) == {1, 2}
-    _assert_no_secret(raw, master_key, *roots.values())
+    assert_no_secret(raw, master_key, *roots.values())
 
 
 def test_wrapped_key_cannot_be_moved_to_another_version(keyset, master_key):
@@ -93,7 +76,7 @@ def test_wrapped_key_cannot_be_moved_to_another_version(keyset, master_key):
         first, second = doc["keys"]
         first["wrapped"], second["wrapped"] = second["wrapped"], first["wrapped"]
 
-    _edit_keyset(keyset, swap)
+    edit_json(keyset, swap)
     with pytest.raises(KeyAccessError, match="cannot unwrap"):
         open_keyring(keyset)
 
@@ -137,12 +120,12 @@ def test_rotate_with_wrong_master_key_refuses_and_keeps_the_keyset(keyset, monke
 
 def test_disabled_keys_are_not_usable(keyset):
     rotate_keyset(keyset)
-    _edit_keyset(keyset, lambda d: d["keys"][0].update(status="disabled"))
+    edit_json(keyset, lambda d: d["keys"][0].update(status="disabled"))
     ring = open_keyring(keyset)
     assert ring.versions == (2,)
     with pytest.raises(KeyAccessError):
         ring.prf(INFO, 1)
-    _edit_keyset(keyset, lambda d: d.update(primary=1))
+    edit_json(keyset, lambda d: d.update(primary=1))
     with pytest.raises(KeyAccessError, match="primary key version 1 is not enabled"):
         open_keyring(keyset)
 
@@ -159,7 +142,7 @@ def test_wrong_master_key_is_a_clear_error_without_key_material(keyset, master_k
     message = str(info.value)
     assert MASTER_KEY_ENV in message
     assert keyset in message
-    _assert_no_secret(message, master_key, wrong, *roots.values())
+    assert_no_secret(message, master_key, wrong, *roots.values())
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
@@ -211,12 +194,12 @@ CORRUPTIONS = {
     "garbage-json": lambda p: Path(p).write_text("{not json"),
     "empty-file": lambda p: Path(p).write_bytes(b""),
     "json-list": lambda p: Path(p).write_text("[]"),
-    "wrong-format": lambda p: _edit_keyset(p, lambda d: d.update(veil_keyset=99)),
-    "no-keys": lambda p: _edit_keyset(p, lambda d: d.pop("keys")),
-    "missing-primary": lambda p: _edit_keyset(p, lambda d: d.update(primary=7)),
-    "wrapped-not-base64": lambda p: _edit_keyset(p, lambda d: d["keys"][0].update(wrapped="@@@")),
-    "wrapped-truncated": lambda p: _edit_keyset(p, _truncate_wrapped),
-    "wrapped-flipped": lambda p: _edit_keyset(p, _flip_wrapped),
+    "wrong-format": lambda p: edit_json(p, lambda d: d.update(veil_keyset=99)),
+    "no-keys": lambda p: edit_json(p, lambda d: d.pop("keys")),
+    "missing-primary": lambda p: edit_json(p, lambda d: d.update(primary=7)),
+    "wrapped-not-base64": lambda p: edit_json(p, lambda d: d["keys"][0].update(wrapped="@@@")),
+    "wrapped-truncated": lambda p: edit_json(p, _truncate_wrapped),
+    "wrapped-flipped": lambda p: edit_json(p, _flip_wrapped),
     "missing-file": lambda p: os.remove(p),
 }
 
@@ -228,7 +211,7 @@ def test_corrupt_keyset_is_a_key_access_error_naming_the_path(keyset, master_key
     with pytest.raises(KeyAccessError) as info:
         open_keyring(keyset)
     assert keyset in str(info.value)
-    _assert_no_secret(str(info.value), master_key, *roots.values())
+    assert_no_secret(str(info.value), master_key, *roots.values())
     with pytest.raises(KeyAccessError):
         rotate_keyset(keyset)
 
@@ -251,7 +234,7 @@ def test_dev_master_key_is_written_private_and_used(tmp_path, monkeypatch):
     assert set(_roots(path, dev_key)) == {1}
     assert rotate_keyset(path) == 2
     assert open_keyring(path).versions == (1, 2)
-    _assert_no_secret(Path(path).read_bytes().decode("latin-1"), dev_key)
+    assert_no_secret(Path(path).read_bytes().decode("latin-1"), dev_key)
 
 
 def test_dev_master_key_is_reused_not_overwritten(tmp_path, monkeypatch):
@@ -296,7 +279,7 @@ def test_keyring_refuses_pickling_and_its_repr_shows_no_keys(keyset, master_key)
             pickle.dumps(ring, protocol=protocol)
     with pytest.raises(TypeError):
         pickle.dumps(fake_keyring())
-    _assert_no_secret(repr(ring), master_key, *_roots(keyset, master_key).values())
+    assert_no_secret(repr(ring), master_key, *_roots(keyset, master_key).values())
     assert repr(ring) == "KeyRing(versions=[1], primary=1)"
 
 

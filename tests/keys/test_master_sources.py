@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
+from helpers import assert_no_secret, edit_json
 
 from veil.errors import KeyAccessError
 from veil.keys import keyset as keyset_module
@@ -41,22 +42,6 @@ FAKE_URI = "fake-kms://tests/key-a"
 GCP_KEY = "projects/demo-project/locations/europe-west1/keyRings/veil/cryptoKeys/keyset"
 GCP_URI = f"gcp-kms://{GCP_KEY}"
 FAST_SCRYPT = ScryptParams(n=2**4, r=8, p=1)
-
-
-def _secret_forms(secret: bytes) -> list[str]:
-    return [secret.decode("latin-1"), secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode()]
-
-
-def _assert_no_secret(text: str, *secrets: bytes) -> None:
-    for secret in secrets:
-        for form in _secret_forms(secret):
-            assert form not in text
-
-
-def _edit(path: str, edit) -> None:
-    doc = json.loads(Path(path).read_text())
-    edit(doc)
-    Path(path).write_text(json.dumps(doc))
 
 
 # --- passphrase ---
@@ -110,7 +95,7 @@ def test_passphrase_keyset_records_salt_and_cost_but_no_secret(passphrase_keyset
     assert set(roots) == {1}
     text = Path(passphrase_keyset).read_text()
     assert PASSPHRASE not in text
-    _assert_no_secret(text, derived, *roots.values())
+    assert_no_secret(text, derived, *roots.values())
 
 
 def test_rotation_keeps_the_salt(passphrase_keyset):
@@ -141,7 +126,7 @@ def test_wrong_passphrase_is_a_clear_error_without_secrets(passphrase_keyset, mo
             f"wrong passphrase ({PASSPHRASE_ENV}) or the keyset was altered"
         )
         assert PASSPHRASE not in message and wrong not in message
-        _assert_no_secret(message, right)
+        assert_no_secret(message, right)
         assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
@@ -196,7 +181,7 @@ BAD_SCRYPT = {
 
 @pytest.mark.parametrize("corrupt", BAD_SCRYPT.values(), ids=BAD_SCRYPT.keys())
 def test_bad_master_records_make_the_keyset_corrupt(passphrase_keyset, corrupt):
-    _edit(passphrase_keyset, corrupt)
+    edit_json(passphrase_keyset, corrupt)
     with pytest.raises(KeyAccessError, match=f"keyset {passphrase_keyset} is corrupt"):
         open_keyring(passphrase_keyset)
 
@@ -244,7 +229,7 @@ def test_kms_init_open_rotate(tmp_path, fake_kms, master_key, monkeypatch):
     master = kms.FakeKms(FAKE_URI).unwrap(wrapped_master, KMS_MASTER_AD)
     assert len(master) == 32 and master != master_key
     roots = unwrap_keys(read_keyset(path), master)
-    _assert_no_secret(Path(path).read_text(), master, *roots.values())
+    assert_no_secret(Path(path).read_text(), master, *roots.values())
 
     monkeypatch.delenv(MASTER_KEY_ENV)  # not needed to open a KMS keyset
     ring = open_keyring(path)
@@ -268,7 +253,7 @@ def test_each_kms_keyset_gets_its_own_master_key(tmp_path, fake_kms):
 def test_another_kms_key_cannot_open_the_keyset(tmp_path, fake_kms):
     path = str(tmp_path / "keyset.json")
     init_keyset(path, kms_uri=FAKE_URI)
-    _edit(path, lambda doc: doc["master"].update(uri="fake-kms://tests/key-b"))
+    edit_json(path, lambda doc: doc["master"].update(uri="fake-kms://tests/key-b"))
     with pytest.raises(KeyAccessError) as info:
         open_keyring(path)
     assert str(info.value).startswith(f"keyset {path}: fake-kms://tests/key-b: the KMS could not unwrap")

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from veil.errors import ActionError, ErrorCode, IntegrityError
@@ -192,6 +194,16 @@ def arrow_text(array: pa.Array) -> pa.Array:
         return array.cast(pa.string())
     assert pa.types.is_string(array.type) or pa.types.is_large_string(array.type), "not a text type"
     return array
+
+
+BEYOND_ANY_STRING = 2**61  # a character count past any Arrow string's length: slicing to it keeps everything
+
+
+def present_mask(array: pa.Array) -> np.ndarray:
+    """True where `array` is not null, as a numpy array."""
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    return pc.is_valid(array).to_numpy(zero_copy_only=False)
 
 
 def encodable(text: str) -> bool:

@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from veil.errors import ActionError, ErrorCode
@@ -19,6 +18,7 @@ from veil.transforms.actions.base import (
     arrow_text,
     as_text,
     is_arrow_text,
+    present_mask,
     same_type,
 )
 from veil.transforms.columns import map_column
@@ -118,8 +118,8 @@ def _bind_arrow(params: DateShiftParams, ctx: BindContext, input_type: pa.DataTy
         digests = prf.compute_many([text.encode("utf-8") for text in encoded.dictionary.to_pylist()])
         offsets = np.array([offset_days(d, max_days) for d in digests] or [0], dtype=np.int64)
         days = offsets[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)]
-        present = pc.is_valid(values).to_numpy(zero_copy_only=False)
-        no_subject = present & pc.is_null(encoded.indices).to_numpy(zero_copy_only=False)
+        present = present_mask(values)
+        no_subject = present & ~present_mask(encoded.indices)
         raw = values.cast(pa.int64() if per_unit > 1 else pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
         moved = np.clip(raw.astype(np.int64), first - margin, last + margin) + days * per_unit  # clip: no overflow
         invalid = present & ~no_subject & ((moved < first) | (moved > last))

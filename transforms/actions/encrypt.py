@@ -54,12 +54,11 @@ def _bind_per_subject(ctx: BindContext):
         Security: randomised; reversible only while the subject's key exists (erasure deletes it:
         crypto-shredding); the token names the key, never the subject.
         """
-        if not isinstance(value, str):
-            raise ActionError(ErrorCode.WRONG_TYPE)
+        text = require_text(value)
         if key_cell is None:
             raise ActionError(ErrorCode.NO_SUBJECT)
         key_id, aead = _subject_aead(keyring, key_cell)
-        payload = aead.encrypt(value.encode("utf-8"), bound_to)
+        payload = aead.encrypt(text.encode("utf-8"), bound_to)
         return f"s.{key_id}." + base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
 
     return encrypt_per_subject
@@ -77,9 +76,7 @@ def _bind(params: EncryptParams, ctx: BindContext):
         Security: randomised (not joinable); reversible with the key; tampering, another
         purpose or another field is detected.
         """
-        if not isinstance(value, str):
-            raise ActionError(ErrorCode.WRONG_TYPE)
-        return token_text(version, aead.encrypt(value.encode("utf-8"), bound_to))
+        return token_text(version, aead.encrypt(require_text(value).encode("utf-8"), bound_to))
 
     return encrypt
 

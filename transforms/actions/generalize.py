@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from veil.errors import ActionError, ErrorCode
 from veil.transforms.actions.base import (
+    BEYOND_ANY_STRING,
     DATES,
     NUMERIC,
     SCALARS,
@@ -26,12 +27,12 @@ from veil.transforms.actions.base import (
     encodable,
     is_arrow_text,
     is_number,
+    present_mask,
 )
 
 Number = int | float
 ArrowResult = tuple[pa.Array, list[int], ActionError | None]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-_FAR = 2**62  # longer than any Arrow string: a prefix past it keeps the same characters
 Period = Literal["year", "quarter", "month", "week"]
 VARIANTS = ("bins", "age_bins", "width", "date", "prefix", "map", "round")
 
@@ -221,13 +222,6 @@ def _dated(input_type: pa.DataType) -> bool:
     return pa.types.is_date(input_type) or pa.types.is_timestamp(input_type)
 
 
-def _present(array: pa.Array) -> np.ndarray:
-    """True where `array` is not null."""
-    if array.null_count == 0:
-        return np.ones(len(array), dtype=bool)
-    return pc.is_valid(array).to_numpy(zero_copy_only=False)
-
-
 def _numbers(array: pa.Array, kind: pa.DataType) -> np.ndarray:
     """The values as a numpy array of `kind` (int64 or float64), nulls as 0."""
     array = array.cast(kind, safe=False)  # int -> float64 rounds to nearest, as Python's float(int)
@@ -297,7 +291,7 @@ def _bins_arrow(edges: tuple[Number, ...], input_type: pa.DataType) -> ArrowFn |
 
         def int_bins(array: pa.Array) -> ArrowResult:
             index = np.searchsorted(thresholds, _numbers(array, pa.int64()), side="right")
-            return _labelled(index, _present(array), None, ErrorCode.NOT_FINITE, labels)
+            return _labelled(index, present_mask(array), None, ErrorCode.NOT_FINITE, labels)
 
         return int_bins
     cuts = _float_edges(edges) if _float_type(input_type) else None
@@ -305,7 +299,7 @@ def _bins_arrow(edges: tuple[Number, ...], input_type: pa.DataType) -> ArrowFn |
         return None
 
     def float_bins(array: pa.Array) -> ArrowResult:
-        values, present = _numbers(array, pa.float64()), _present(array)
+        values, present = _numbers(array, pa.float64()), present_mask(array)
         bad = present & ~np.isfinite(values)
         index = np.searchsorted(cuts, values, side="right")
         return _labelled(index, present, bad, ErrorCode.NOT_FINITE, labels)
@@ -324,7 +318,7 @@ def _age_bins_arrow(edges: tuple[int, ...], at: date, input_type: pa.DataType) -
         year, month, day = (_numbers(part(days), pa.int64()) for part in (pc.year, pc.month, pc.day))
         age = at.year - year - (at_day < month * 100 + day).astype(np.int64)  # age_on
         index = np.searchsorted(thresholds, age, side="right")
-        return _labelled(index, _present(array), None, ErrorCode.NOT_FINITE, labels)
+        return _labelled(index, present_mask(array), None, ErrorCode.NOT_FINITE, labels)
 
     return age_bins
 
@@ -337,7 +331,7 @@ def _width_arrow(width: Number, input_type: pa.DataType) -> ArrowFn | None:
 
         def int_width(array: pa.Array) -> ArrowResult:
             quotient = np.floor_divide(_numbers(array, pa.int64()), width)  # floors, like //
-            present = _present(array)
+            present = present_mask(array)
             bad = present & (quotient < lowest)
             return _outcome(quotient * width, present, bad, ErrorCode.NOT_FINITE, pa.int64())
 
@@ -352,7 +346,7 @@ def _width_arrow(width: Number, input_type: pa.DataType) -> ArrowFn | None:
         return None
 
     def float_width(array: pa.Array) -> ArrowResult:
-        present = _present(array)
+        present = present_mask(array)
         with np.errstate(all="ignore"):
             low = np.floor(_numbers(array, pa.float64()) / step) * step + 0.0  # + 0.0: no -0.0
         bad = present & ~np.isfinite(low)
@@ -374,7 +368,7 @@ def _date_arrow(period: Period, input_type: pa.DataType) -> ArrowFn | None:
 def _prefix_arrow(prefix: int, input_type: pa.DataType) -> ArrowFn | None:
     if not is_arrow_text(input_type):
         return None
-    stop = min(prefix, _FAR)
+    stop = min(prefix, BEYOND_ANY_STRING)
 
     def prefixes(array: pa.Array) -> ArrowResult:
         return pc.utf8_slice_codeunits(arrow_text(array), 0, stop).cast(pa.string()), [], None
@@ -394,8 +388,8 @@ def _map_arrow(mapping: dict[str | int, str], other: str | None, input_type: pa.
 
     def relabel(array: pa.Array) -> ArrowResult:
         found = pc.index_in(array, value_set=known)
-        present = _present(array)
-        missing = present & ~_present(found)
+        present = present_mask(array)
+        missing = present & ~present_mask(found)
         index = _numbers(pc.fill_null(found, len(keys)), pa.int64())
         return _labelled(index, present, missing if other is None else None, ErrorCode.UNMAPPED, labels)
 

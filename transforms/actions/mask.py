@@ -8,6 +8,7 @@ from pydantic import Field
 
 from veil.errors import ActionError
 from veil.transforms.actions.base import (
+    BEYOND_ANY_STRING,
     Action,
     ActionParams,
     ArrowFn,
@@ -18,8 +19,6 @@ from veil.transforms.actions.base import (
     is_arrow_text,
     string_type,
 )
-
-_FAR = 2**61  # longer than any Arrow string: a keep count past it keeps the same characters
 
 
 class MaskParams(ActionParams):
@@ -60,7 +59,7 @@ def mask_arrow(array: pa.Array, *, keep_first: int, keep_last: int, char: str) -
     Lengths and slices count code points, as Python's do (`utf8_length`, `utf8_slice_codeunits`).
     """
     text = arrow_text(array)
-    first, last = min(keep_first, _FAR), min(keep_last, _FAR)
+    first, last = min(keep_first, BEYOND_ANY_STRING), min(keep_last, BEYOND_ANY_STRING)
     filler = pa.scalar(char, type=text.type)
     length = pc.utf8_length(text)
     if first + last == 0:

@@ -8,6 +8,7 @@ from pydantic import field_validator
 
 from veil.errors import ActionError
 from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext
+from veil.transforms.actions.redact import redact_arrow
 
 Constant = str | int | float | bool | None
 
@@ -43,7 +44,7 @@ def replace_arrow(array: pa.Array, *, constant: Constant) -> tuple[pa.Array, lis
     The output's type is the constant's (the input's for a null constant), as `_output_type` says.
     """
     if constant is None:
-        return pa.nulls(len(array), type=array.type), [], None
+        return redact_arrow(array)
     value = pa.scalar(constant)
     if array.null_count == 0:
         return pa.repeat(value, len(array)), [], None

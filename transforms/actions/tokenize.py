@@ -126,9 +126,7 @@ def _ff1(params: TokenizeParams, ctx: BindContext, version: int, decrypt: bool):
         NOT tamper-evident (any same-format string decrypts to something); a value with fewer
         than the standard's minimum of encryptable characters is refused, never passed through.
         """
-        if not isinstance(value, str):
-            raise ActionError(ErrorCode.WRONG_TYPE)
-        text = normalize(value)
+        text = normalize(require_text(value))
         middle = locate(text)
         return merge(text, middle, crypt("".join(text[i] for i in middle), tweak))
 
@@ -236,9 +234,7 @@ def _bind(params: TokenizeParams, ctx: BindContext):
         Security: deterministic (joinable within purpose and domain); reversible with the key;
         tampering is detected.
         """
-        if not isinstance(value, str):
-            raise ActionError(ErrorCode.WRONG_TYPE)
-        plaintext = normalize(value).encode("utf-8")
+        plaintext = normalize(require_text(value)).encode("utf-8")
         return token_text(version, daead.encrypt_deterministically(plaintext, associated_data))
 
     return tokenize
