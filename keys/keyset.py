@@ -36,8 +36,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from veil import _fs
 from veil.errors import KeyAccessError
-from veil.keys import _primitives, kms, storage
+from veil.keys import _primitives, kms
 
 FORMAT = 1
 ROOT_KEY_BYTES = 32
@@ -144,7 +145,7 @@ def resolve_master_key(keyset_path: str) -> bytes:
         return key
     dev_path = dev_master_key_path(keyset_path)
     try:
-        key = base64.b64decode(storage.read_bytes(dev_path).strip(), validate=True)
+        key = base64.b64decode(_fs.read_bytes(dev_path).strip(), validate=True)
     except FileNotFoundError:
         raise KeyAccessError(
             f"no master key for keyset {keyset_path}: set {MASTER_KEY_ENV} "
@@ -265,7 +266,7 @@ def _parse_key(raw: dict[str, Any]) -> _WrappedKey:
 def read_keyset(path: str) -> KeysetFile:
     """Parse the keyset at `path`; a clear `KeyAccessError` if it is missing or malformed."""
     try:
-        raw = storage.read_bytes(path)
+        raw = _fs.read_bytes(path)
     except FileNotFoundError:
         raise KeyAccessError(
             f"keyset {path} not found: create one with "
@@ -404,7 +405,7 @@ def init_keyset(path: str, *, kms_uri: str | None = None) -> bool:
 
     Security: draws a fresh random root key; the file holds it only wrapped.
     """
-    if storage.exists(path):
+    if _fs.exists(path):
         raise KeyAccessError(f"keyset {path} already exists; use 'veil keys rotate' to add a key")
     wrote_dev_key = False
     if kms_uri:
@@ -416,12 +417,12 @@ def init_keyset(path: str, *, kms_uri: str | None = None) -> bool:
         master = _passphrase_master_key(path, source)
     else:
         dev_path = dev_master_key_path(path)
-        if not storage.exists(dev_path):
-            storage.write_bytes(dev_path, base64.b64encode(_primitives.random_key()) + b"\n", private=True)
+        if not _fs.exists(dev_path):
+            _fs.write_bytes(dev_path, base64.b64encode(_primitives.random_key()) + b"\n", private=True)
             wrote_dev_key = True
         source, master = MasterSource(), resolve_master_key(path)
     keyset = KeysetFile(path, 1, (_new_key(master, 1),), source, _new_subject_key(master))
-    storage.write_bytes(path, _serialize(keyset))
+    _fs.write_bytes(path, _serialize(keyset))
     return wrote_dev_key
 
 
@@ -439,7 +440,7 @@ def rotate_keyset(path: str) -> int:
     updated = replace(keyset, primary=version, keys=(*keyset.keys, _new_key(master, version)))
     if keyset.subject_key is None:  # keysets made before subject keys existed get one now
         updated = replace(updated, subject_key=_new_subject_key(master))
-    storage.write_bytes(path, _serialize(updated))
+    _fs.write_bytes(path, _serialize(updated))
     return version
 
 
@@ -484,7 +485,7 @@ def _set_status(path: str, version: int, status: str) -> bool:
         else k
         for k in keyset.keys
     )
-    storage.write_bytes(path, _serialize(replace(keyset, keys=keys)))
+    _fs.write_bytes(path, _serialize(replace(keyset, keys=keys)))
     return True
 
 

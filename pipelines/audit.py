@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from veil.keys import storage
+from veil import _fs
 from veil.pipelines.job import utc_now
 
 
@@ -31,9 +31,9 @@ def audit_line(event: str, **facts: Any) -> dict[str, Any]:
 def append_audit(path: str, record: Mapping[str, Any]) -> None:
     """Append `record` as one JSON line to the audit log at `path`."""
     line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-    if storage.is_remote(path):
-        previous = storage.read_bytes(path) if storage.exists(path) else b""
-        storage.write_bytes(path, previous + line)
+    if _fs.is_remote(path):
+        previous = _fs.read_bytes(path) if _fs.exists(path) else b""
+        _fs.write_bytes(path, previous + line)
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

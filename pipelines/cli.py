@@ -221,7 +221,7 @@ def erase(
     keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path.")] = None,
 ) -> None:
     """Erase subjects: their records never flow again, under any policy sharing the erasure table."""
-    from veil.keys import storage
+    from veil import _fs
     from veil.pipelines.rights import erase_subjects, init_erasure_table
     from veil.transforms.policy import load_policy
 
@@ -233,7 +233,7 @@ def erase(
     ids = list(subject or [])
     if subjects_file:
         try:
-            ids += storage.read_bytes(subjects_file).decode("utf-8").splitlines()
+            ids += _fs.read_bytes(subjects_file).decode("utf-8").splitlines()
         except FileNotFoundError:
             raise typer.BadParameter(f"{subjects_file} not found", param_hint="--subjects-file") from None
     added = erase_subjects(loaded, ids, keyset=keyset)
@@ -262,12 +262,12 @@ def export(
     keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path.")] = None,
 ) -> None:
     """Write a subject's rows of an output, reversible fields restored, as one JSON document (audited)."""
-    from veil.keys import storage
+    from veil import _fs
     from veil.pipelines.rights import export_json, export_subject
     from veil.transforms.policy import load_policy
 
     document = export_subject(load_policy(policy), subject, input, keyset=keyset)
-    storage.write_bytes(output, export_json(document), private=True)
+    _fs.write_bytes(output, export_json(document), private=True)
     stdout_console().print(f"exported {len(document['records'])} records to {output} (audited)")
 
 

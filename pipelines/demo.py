@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from veil.keys import init_keyset, open_keyring, storage
+from veil import _fs
+from veil.keys import init_keyset, open_keyring
 from veil.pipelines.run import run_job
 from veil.pipelines.synthetic import write_customers
 from veil.transforms.engine import BoundPlan
@@ -69,7 +70,7 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
     (base / "input").mkdir(parents=True, exist_ok=True)
     write_customers(source, rows)
     keyset = str(base / ".veil" / "keyset.json")
-    if not storage.exists(keyset):
+    if not _fs.exists(keyset):
         if init_keyset(keyset):
             console.print(
                 f"[yellow]created a development keyset and master key in {base / '.veil'} (for development only)[/]"

@@ -14,8 +14,9 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from veil import _fs
 from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
-from veil.keys import open_keyring, storage
+from veil.keys import open_keyring
 from veil.pipelines import outputs
 from veil.pipelines.audit import append_audit, audit_line
 from veil.pipelines.io import ReadBatches, WriteBatches
@@ -33,10 +34,10 @@ ON_ERROR = ("fail", "null")
 def read_manifest(folder: str) -> dict[str, Any] | None:
     """The `_manifest.json` of a veil output folder, if there is one."""
     path = FileSystems.join(folder, MANIFEST)
-    if not storage.exists(path):
+    if not _fs.exists(path):
         return None
     try:
-        return json.loads(storage.read_bytes(path))
+        return json.loads(_fs.read_bytes(path))
     except ValueError:
         raise ConfigError(f"manifest {path} is not valid JSON") from None
 

@@ -10,8 +10,8 @@ import posixpath
 
 from apache_beam.io.filesystems import FileSystems
 
+from veil import _fs
 from veil.errors import OutputError
-from veil.keys import storage
 
 VEIL_FILES = ("part-", "_manifest.json", "_report.")
 STAGING = ".veil-staging-"
@@ -19,7 +19,7 @@ STAGING = ".veil-staging-"
 
 def _names(folder: str) -> list[str]:
     """Entries of `folder`; local folders list subfolders too (Beam's match lists files only)."""
-    if not storage.is_remote(folder):
+    if not _fs.is_remote(folder):
         return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
     if not FileSystems.exists(folder):
         return []
@@ -68,7 +68,7 @@ def commit(folder: str, staging: str, manifest: bytes) -> None:
     if staged:
         FileSystems.rename(staged, [FileSystems.join(folder, posixpath.basename(p)) for p in staged])
     discard(staging)
-    storage.write_bytes(FileSystems.join(folder, "_manifest.json"), manifest)
+    _fs.write_bytes(FileSystems.join(folder, "_manifest.json"), manifest)
 
 
 def discard(staging: str) -> None:

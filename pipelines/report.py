@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 
+from veil import _fs
 from veil.errors import ConfigError, InputError
-from veil.keys import storage
 from veil.pipelines.io import SUFFIX
 from veil.pipelines.job import utc_now
 from veil.pipelines.manifest import MANIFEST
@@ -72,7 +72,7 @@ class EnforceAndSummarize(beam.PTransform):
 
 def read_summary(staging: str) -> dict[str, Any]:
     """The summary `EnforceAndSummarize` wrote into `staging`."""
-    return json.loads(storage.read_bytes(FileSystems.join(staging, SUMMARY_FILE)))
+    return json.loads(_fs.read_bytes(FileSystems.join(staging, SUMMARY_FILE)))
 
 
 # ---------------------------------------------------------------- reading an output
@@ -180,7 +180,7 @@ def build_report(
         ConfigError: no quasi-identifiers or no k are known.
     """
     manifest_path = FileSystems.join(folder, MANIFEST)
-    manifest = json.loads(storage.read_bytes(manifest_path)) if storage.exists(manifest_path) else None
+    manifest = json.loads(_fs.read_bytes(manifest_path)) if _fs.exists(manifest_path) else None
     run = (manifest or {}).get("k_anonymity")
     qis = list(quasi_identifiers or (run or {}).get("quasi_identifiers") or [])
     k = k or (run or {}).get("k")
@@ -269,8 +269,8 @@ def build_report(
 def write_report(folder: str, report: dict[str, Any]) -> tuple[str, str]:
     """Write `_report.json` and `_report.html` into `folder`; returns their paths."""
     json_path, html_path = FileSystems.join(folder, REPORT_JSON), FileSystems.join(folder, REPORT_HTML)
-    storage.write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-    storage.write_bytes(html_path, render_html(report).encode("utf-8"))
+    _fs.write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    _fs.write_bytes(html_path, render_html(report).encode("utf-8"))
     return json_path, html_path
 
 

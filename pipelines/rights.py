@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from veil import _fs
 from veil.errors import ConfigError, InputError
-from veil.keys import open_keyring, storage
+from veil.keys import open_keyring
 from veil.pipelines.audit import append_audit, audit_line
 from veil.pipelines.detokenize import read_manifest
 from veil.pipelines.io import match_inputs
@@ -43,15 +44,15 @@ def init_erasure_table(policy: Policy) -> str:
     """Create the policy's (empty) erasure table; refuses to touch an existing one."""
     table = _erasure_table(policy)
     marker = FileSystems.join(table, MARKER)
-    if storage.exists(marker):
+    if _fs.exists(marker):
         raise ConfigError(f"erasure table {table} already exists")
-    storage.write_bytes(marker, b'{"veil_erasure_table": 1, "columns": ["subject_ref", "erased_at"]}\n')
+    _fs.write_bytes(marker, b'{"veil_erasure_table": 1, "columns": ["subject_ref", "erased_at"]}\n')
     return table
 
 
 def erasure_files(table: str) -> list[str]:
     """The Parquet files of an existing erasure table (possibly none)."""
-    if not storage.exists(FileSystems.join(table, MARKER)):
+    if not _fs.exists(FileSystems.join(table, MARKER)):
         raise InputError(
             f"erasure table {table} does not exist: create it with 'veil erase POLICY --init' "
             "(a wrong path must not let erased subjects flow)"
@@ -76,7 +77,7 @@ def erase_subjects(policy: Policy, subjects: list[str], *, keyset: str | None = 
     name = f"erased-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.parquet"
     sink = pa.BufferOutputStream()
     pq.write_table(rows, sink)
-    storage.write_bytes(FileSystems.join(table, name), sink.getvalue().to_pybytes())
+    _fs.write_bytes(FileSystems.join(table, name), sink.getvalue().to_pybytes())
     shredded = delete_subject_keys(policy.subject_keys, set(refs)) if policy.subject_keys else 0
     _audit(policy, keyset_path, "erase", subjects=len(refs), table=table, subject_keys_deleted=shredded)
     return len(refs)

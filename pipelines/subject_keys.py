@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from veil import _fs
 from veil.errors import InputError
-from veil.keys import storage
 from veil.pipelines.io import match_inputs
 
 PATTERN = "keys-*.parquet"
@@ -53,7 +53,7 @@ def delete_subject_keys(table: str, refs: set[str]) -> int:
         sink = pa.BufferOutputStream()
         pq.write_table(rows.filter(pc.invert(doomed)), sink)
         replacement = FileSystems.join(table, f"keys-{uuid.uuid4().hex}.parquet")
-        storage.write_bytes(replacement, sink.getvalue().to_pybytes())
+        _fs.write_bytes(replacement, sink.getvalue().to_pybytes())
         FileSystems.delete([path])
         deleted += hits
     return deleted

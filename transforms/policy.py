@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from veil import _fs
 from veil.errors import ConfigError
-from veil.keys import storage
 from veil.transforms.registry import REGISTRY, FieldSpec
 
 KEYSET_ENV = "VEIL_KEYSET"
@@ -319,7 +319,7 @@ def load_policy(path: str | os.PathLike) -> Policy:
     """
     path = str(path)
     try:
-        raw = storage.read_bytes(path)
+        raw = _fs.read_bytes(path)
     except FileNotFoundError:
         raise ConfigError(f"policy {path} not found") from None
     except IsADirectoryError:
@@ -346,9 +346,9 @@ def load_policy(path: str | os.PathLike) -> Policy:
 
 def _beside(policy_path: str, path: str) -> str:
     """`path` resolved against the folder of the policy file (absolute paths and URIs unchanged)."""
-    if storage.is_remote(path) or Path(path).is_absolute():
+    if _fs.is_remote(path) or Path(path).is_absolute():
         return path
-    if storage.is_remote(policy_path):
+    if _fs.is_remote(policy_path):
         return posixpath.join(posixpath.dirname(policy_path), path)
     return str(Path(policy_path).parent / path)
 
@@ -359,7 +359,7 @@ def resolve_audit_log(policy: Policy, keyset: str) -> str:
         return policy.audit_log
     return (
         posixpath.join(posixpath.dirname(keyset), "audit.jsonl")
-        if storage.is_remote(keyset)
+        if _fs.is_remote(keyset)
         else str(Path(keyset).parent / "audit.jsonl")
     )
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from veil import _fs
 from veil.errors import ConfigError
-from veil.keys import storage
 from veil.transforms.policy import KEYSET_ENV, Policy, load_policy, parse_policy, resolve_keyset
 from veil.transforms.registry import REGISTRY
 
@@ -245,7 +245,7 @@ def test_absolute_and_remote_keysets_are_kept(tmp_path, keyset):
 
 def test_relative_keyset_of_a_remote_policy_stays_remote(monkeypatch):
     text = HEAD + "keyset: .veil/keyset.json\n"
-    monkeypatch.setattr(storage, "read_bytes", lambda path: text.encode())
+    monkeypatch.setattr(_fs, "read_bytes", lambda path: text.encode())
     policy = load_policy("gs://bucket/policies/analytics.yaml")
     assert policy.keyset == "gs://bucket/policies/.veil/keyset.json"
     assert policy.source == "gs://bucket/policies/analytics.yaml"

@@ -1,4 +1,4 @@
-"""Read and write small files by path or URI.
+"""Read and write small files by path or URI (used by keys, transforms and pipelines alike).
 
 Local paths use the file system directly (fast, and `veil validate` need not import Beam);
 any path with a scheme (`gs://`, `s3://`, ...) goes through Beam's `FileSystems`, so keysets
