@@ -48,7 +48,7 @@ def validate(
 
 
 def _plan_for(policy, input_pattern: str):
-    from veil.pipelines.io import format_of, match_inputs, read_schema
+    from veil.transforms.io import format_of, match_inputs, read_schema
     from veil.transforms.plan import compile_plan
 
     files = match_inputs(input_pattern)

@@ -45,9 +45,9 @@ def run_with_progress(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from veil.pipelines.io import format_of, match_inputs
     from veil.pipelines.run import input_rows
     from veil.transforms.beam import progress
+    from veil.transforms.io import format_of, match_inputs
 
     files = match_inputs(input_pattern)
     rows = input_rows(files, format_of(files[0]))

@@ -18,13 +18,13 @@ from veil import _fs
 from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
 from veil.keys import open_keyring
 from veil.pipelines import outputs
-from veil.pipelines.audit import append_audit, audit_line
-from veil.pipelines.io import ReadBatches, WriteBatches
-from veil.pipelines.job import check_output_format, new_run_id, open_input, query_counts, run_staged, utc_now
+from veil.pipelines.job import check_output_format, new_run_id, open_input, query_counts, run_staged
 from veil.pipelines.manifest import MANIFEST, manifest_json
 from veil.pipelines.subject_keys import key_files
+from veil.transforms.audit import append_audit, audit_line, utc_now
 from veil.transforms.beam import DetokenizeBatches
 from veil.transforms.gates import SUBJECT_KEY_SCHEMA
+from veil.transforms.io import ReadBatches, WriteBatches
 from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
 from veil.transforms.reverse import FAILED, RESTORED, SHREDDED, restored_schema, reverse_ops
 

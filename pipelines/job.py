@@ -13,8 +13,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from veil.errors import ConfigError, InputError
 from veil.pipelines import outputs
-from veil.pipelines.io import format_of, match_inputs, read_schema
 from veil.transforms.beam import metrics_namespace
+from veil.transforms.io import format_of, match_inputs, read_schema
 
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
 
@@ -59,11 +59,6 @@ def check_output_format(output_format: str) -> None:
     """Refuse an output format veil cannot write."""
     if output_format not in OUTPUT_FORMATS:
         raise ConfigError(f"unknown output format '{output_format}'; use {', '.join(OUTPUT_FORMATS)}")
-
-
-def utc_now() -> str:
-    """The current UTC time, ISO 8601 with microseconds."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_run_id() -> str:

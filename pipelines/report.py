@@ -25,8 +25,6 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil import _fs
 from veil.errors import ConfigError, InputError
-from veil.pipelines.io import SUFFIX
-from veil.pipelines.job import utc_now
 from veil.pipelines.manifest import MANIFEST
 from veil.transforms.anonymity import (
     fairness,
@@ -41,7 +39,9 @@ from veil.transforms.anonymity import (
     size_figures,
     what_if_counts,
 )
+from veil.transforms.audit import utc_now
 from veil.transforms.enforce import EnforceKAnonymity
+from veil.transforms.io import SUFFIX
 from veil.transforms.policy import Policy
 from veil.transforms.registry import REGISTRY
 

@@ -18,11 +18,11 @@ from apache_beam.io.filesystems import FileSystems
 from veil import _fs
 from veil.errors import ConfigError, InputError
 from veil.keys import open_keyring
-from veil.pipelines.audit import append_audit, audit_line
 from veil.pipelines.detokenize import read_manifest
-from veil.pipelines.io import match_inputs
 from veil.pipelines.subject_keys import delete_subject_keys
 from veil.transforms.actions.base import BindContext
+from veil.transforms.audit import append_audit, audit_line
+from veil.transforms.io import match_inputs
 from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
 from veil.transforms.registry import REGISTRY
 from veil.transforms.reverse import BoundReverse, ReverseOp

@@ -14,14 +14,15 @@ from apache_beam.io.filesystems import FileSystems
 from veil.errors import ConfigError, InputError
 from veil.keys import open_keyring
 from veil.pipelines import outputs
-from veil.pipelines.io import ReadBatches, WriteBatches
-from veil.pipelines.job import InputSet, check_output_format, new_run_id, open_input, query_counts, run_staged, utc_now
+from veil.pipelines.job import InputSet, check_output_format, new_run_id, open_input, query_counts, run_staged
 from veil.pipelines.manifest import build_manifest, manifest_json, schema_fields
 from veil.pipelines.report import EnforceAndSummarize, manifest_entry, report_job
 from veil.pipelines.rights import ERASURE_SCHEMA, erasure_files
 from veil.pipelines.subject_keys import key_files, publish_new_keys
+from veil.transforms.audit import utc_now
 from veil.transforms.beam import SanitizeBatches
 from veil.transforms.gates import SUBJECT_KEY_SCHEMA
+from veil.transforms.io import ReadBatches, WriteBatches
 from veil.transforms.plan import Plan, compile_plan, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
 

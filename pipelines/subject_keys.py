@@ -16,7 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil import _fs
 from veil.errors import InputError
-from veil.pipelines.io import match_inputs
+from veil.transforms.io import match_inputs
 
 PATTERN = "keys-*.parquet"
 

@@ -1,4 +1,4 @@
-"""Read and write the file formats `veil run` supports, as Arrow batches end to end.
+"""Read and write the file formats veil supports (inputs, views, the policy's tables) as Arrow batches.
 
 Parquet, CSV and JSON Lines are chosen by extension. The input's schema is read on the
 driver (from the first file; Parquet footers of every file) so the policy is checked against

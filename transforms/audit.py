@@ -9,10 +9,15 @@ import getpass
 import json
 import os
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from veil import _fs
-from veil.pipelines.job import utc_now
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with microseconds (audit lines, manifests, reports)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def current_user() -> str:

@@ -10,7 +10,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from veil.pipelines.io import ReadBatches, read_schema
+from veil.transforms.io import ReadBatches, read_schema
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import parse_policy
 
