@@ -159,7 +159,7 @@ def run(
     if show:
         stderr_console().print(summary_table(manifests))
     if not quiet:
-        from veil.pipelines.report import run_lines
+        from veil.pipelines.report_text import run_lines
 
         for line in run_lines(manifests):  # k-anonymity: suppression, fairness warnings, report path
             stderr_console().print(line, markup=False, soft_wrap=True)
@@ -287,7 +287,8 @@ def report(
     ] = None,
 ) -> None:
     """Measure the re-identification risk of an output: writes DIR/_report.json and DIR/_report.html."""
-    from veil.pipelines.report import report_job, summary_lines
+    from veil.pipelines.report import report_job
+    from veil.pipelines.report_text import summary_lines
 
     def names(text: Optional[str]) -> Optional[list[str]]:
         return None if text is None else [n.strip() for n in text.split(",") if n.strip()]

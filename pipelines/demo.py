@@ -113,7 +113,7 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
             if all(after):
                 console.print(_side_by_side(f"after: what {policy.purpose} sees", after))
     console.print(f"views and manifests: {base / 'views'}/<purpose>/ ; input: {source}")
-    from veil.pipelines.report import run_lines  # k-anonymity: suppression, fairness warnings, report path
+    from veil.pipelines.report_text import run_lines  # k-anonymity: suppression, fairness warnings, report path
 
     for line in run_lines(manifests):
         console.print(line, markup=False, soft_wrap=True)

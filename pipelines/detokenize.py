@@ -7,19 +7,17 @@ unless `on_error` is `null`, when they become null and are counted. Every attemp
 not, appends one line to the audit log.
 """
 
-import json
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from veil import _fs
 from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
 from veil.keys import open_keyring
 from veil.pipelines import outputs
 from veil.pipelines.job import check_output_format, new_run_id, open_input, query_counts, run_staged
-from veil.pipelines.manifest import MANIFEST, manifest_json
+from veil.pipelines.manifest import manifest_json, read_manifest
 from veil.pipelines.subject_keys import key_files
 from veil.transforms.audit import append_audit, audit_line, utc_now
 from veil.transforms.beam import DetokenizeBatches
@@ -29,17 +27,6 @@ from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
 from veil.transforms.reverse import FAILED, RESTORED, SHREDDED, restored_schema, reverse_ops
 
 ON_ERROR = ("fail", "null")
-
-
-def read_manifest(folder: str) -> dict[str, Any] | None:
-    """The `_manifest.json` of a veil output folder, if there is one."""
-    path = FileSystems.join(folder, MANIFEST)
-    if not _fs.exists(path):
-        return None
-    try:
-        return json.loads(_fs.read_bytes(path))
-    except ValueError:
-        raise ConfigError(f"manifest {path} is not valid JSON") from None
 
 
 def _ff1_version(policy: Policy, ops, manifest: dict | None, key_version: int | None) -> int | None:

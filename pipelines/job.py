@@ -1,16 +1,20 @@
 """What every veil file job shares: inspecting the input, running a pipeline with staged
-outputs, and reading the counts back from Beam Metrics."""
+outputs, handing small results to the driver, and reading the counts back from Beam Metrics."""
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from veil import _fs
 from veil.errors import ConfigError, InputError
 from veil.pipelines import outputs
 from veil.transforms.beam import metrics_namespace
@@ -64,6 +68,44 @@ def check_output_format(output_format: str) -> None:
 def new_run_id() -> str:
     """A sortable, unique run id."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class Collected:
+    """A small result the pipeline hands to the driver: read it with `value()` once the pipeline has run.
+
+    Beam has no portable way to return data from the workers to the program that launched
+    them; a JSON file in the run's staging folder works on every runner, and is removed with
+    the folder (on success by the commit, on failure by `run_staged`).
+    """
+
+    path: str
+
+    def value(self) -> Any:
+        """The collected element (after the pipeline finished)."""
+        return json.loads(_fs.read_bytes(self.path))
+
+
+def collect(pcoll: beam.PCollection, staging: str, name: str, *, label: str) -> Collected:
+    """Hand the single JSON-able element of `pcoll` to the driver, through `staging/_<name>.json`."""
+    path = FileSystems.join(staging, f"_{name}.json")
+    _ = pcoll | label >> _WriteJson(path)
+    return Collected(path)
+
+
+class _WriteJson(beam.PTransform):
+    """One element -> one JSON file at `path`."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._path = path
+
+    def expand(self, pcoll):
+        return (
+            pcoll
+            | "ToJson" >> beam.Map(json.dumps).with_output_types(str)
+            | "Write" >> beam.io.WriteToText(self._path, num_shards=1, shard_name_template="")
+        )
 
 
 def run_staged(build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None, stagings: Sequence[str]):

@@ -1,20 +1,27 @@
-"""The run manifest: what a run did, in `DIR/_manifest.json`.
+"""The run manifest: what a run did, in `DIR/_manifest.json`; written by a run, read by the jobs
+that take a veil output as input (report, detokenize, rights).
 
 It records the policy (path and sha256), inputs, runner, per output field its source, action,
 settings and key version, and the counts. Never a value, never key material.
 """
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
 
 import veil
+from veil import _fs
+from veil.errors import ConfigError, InputError
+from veil.transforms.io import SUFFIX
 from veil.transforms.plan import Plan
 from veil.transforms.registry import REGISTRY
 
 MANIFEST = "_manifest.json"
+_TIMESTAMP = re.compile(r"timestamp\[(\w+)(?:, tz=([^\]]+))?\]")
 
 
 def split_counts(counts: Mapping[str, int]) -> dict[str, Any]:
@@ -94,3 +101,49 @@ def build_manifest(
 def manifest_json(manifest: Mapping[str, Any]) -> bytes:
     """Stable, readable JSON bytes of a manifest."""
     return (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_manifest(folder: str) -> dict[str, Any] | None:
+    """The `_manifest.json` of a veil output folder, if there is one."""
+    path = FileSystems.join(folder, MANIFEST)
+    if not _fs.exists(path):
+        return None
+    try:
+        return json.loads(_fs.read_bytes(path))
+    except ValueError:
+        raise ConfigError(f"manifest {path} is not valid JSON") from None
+
+
+def arrow_type(text: str) -> pa.DataType | None:
+    """An Arrow type from its manifest spelling (`int64`, `date32[day]`, `timestamp[us, tz=UTC]`)."""
+    match = _TIMESTAMP.fullmatch(text)
+    if match:
+        return pa.timestamp(match.group(1), match.group(2))
+    try:
+        return pa.type_for_alias(text)
+    except (ValueError, KeyError):
+        return None
+
+
+def output_schema(manifest: Mapping[str, Any] | None) -> dict[str, pa.DataType | None]:
+    """Output field -> its Arrow type as the manifest declares it (None: a spelling Arrow does not parse)."""
+    return {f["name"]: arrow_type(f["type"]) for f in (manifest or {}).get("output", {}).get("schema", [])}
+
+
+def output_files(folder: str, manifest: Mapping[str, Any] | None) -> tuple[list[str], str]:
+    """(the data files, their format) of a veil output: as its manifest lists them, else its `part-*` files.
+
+    Raises:
+        InputError: no manifest and no part files.
+    """
+    if manifest is not None:
+        output = manifest.get("output", {})
+        return [FileSystems.join(folder, name) for name in output.get("files", [])], output.get("format", "parquet")
+    for fmt, suffix in SUFFIX.items():
+        matched = FileSystems.match([FileSystems.join(folder, f"part-*{suffix}")])[0].metadata_list
+        if matched:
+            return sorted(m.path for m in matched), fmt
+    raise InputError(f"{folder} holds no veil output (no {MANIFEST} and no part-* files)")

@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from veil import _fs
 from veil.errors import ConfigError, InputError
 from veil.keys import open_keyring
-from veil.pipelines.detokenize import read_manifest
+from veil.pipelines.manifest import read_manifest
 from veil.pipelines.subject_keys import delete_subject_keys
 from veil.transforms.actions.base import BindContext
 from veil.transforms.audit import append_audit, audit_line

@@ -15,8 +15,9 @@ from veil.errors import ConfigError, InputError
 from veil.keys import open_keyring
 from veil.pipelines import outputs
 from veil.pipelines.job import InputSet, check_output_format, new_run_id, open_input, query_counts, run_staged
+from veil.pipelines.k_anonymity import enforce_k_anonymity, manifest_entry
 from veil.pipelines.manifest import build_manifest, manifest_json, schema_fields
-from veil.pipelines.report import EnforceAndSummarize, manifest_entry, report_job
+from veil.pipelines.report import report_job
 from veil.pipelines.rights import ERASURE_SCHEMA, erasure_files
 from veil.pipelines.subject_keys import key_files, publish_new_keys
 from veil.transforms.audit import utc_now
@@ -163,6 +164,8 @@ def run_job(
         if view.plan.policy.subject_keys
     }
 
+    summaries = {}  # purpose -> the k-anonymity stage's summary
+
     def build(pipeline: beam.Pipeline) -> None:
         needed = {name for view in views for name in view.plan.input_fields}
         batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema, sorted(needed) or None)
@@ -183,7 +186,7 @@ def run_job(
                     key_prefix, "parquet", SUBJECT_KEY_SCHEMA
                 )
             if policy.k_anonymity is not None:  # dataset gate: suppress (or refuse) small classes
-                sanitized = sanitized | f"KAnonymity[{purpose}]" >> EnforceAndSummarize(policy, staging)
+                sanitized, summaries[purpose] = enforce_k_anonymity(sanitized, policy, staging)
             _ = sanitized | f"Write[{purpose}]" >> write
 
     result, runner = run_staged(build, beam_args, [*stagings, *key_stagings.values()])
@@ -210,7 +213,7 @@ def run_job(
             counts=query_counts(result, view.plan.policy.purpose),
         )
         if view.plan.policy.k_anonymity is not None:
-            manifest["k_anonymity"] = manifest_entry(view.plan.policy, staging)
+            manifest["k_anonymity"] = manifest_entry(view.plan.policy, summaries[view.plan.policy.purpose].value())
         outputs.commit(view.folder, staging, manifest_json(manifest))
         if view.plan.policy.k_anonymity is not None:
             report_job(view.folder)

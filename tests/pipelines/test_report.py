@@ -306,7 +306,7 @@ def test_the_html_is_self_contained(world):
 def test_the_html_report_renders_its_histogram_in_headless_chromium(world, tmp_path):
     from PIL import Image  # a dependency of apache-beam
 
-    from veil.pipelines.report import AFTER_COLOR, BEFORE_COLOR
+    from veil.pipelines.report_html import AFTER_COLOR, BEFORE_COLOR
 
     png = tmp_path / "report.png"
     command = [
