@@ -15,11 +15,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
 from veil.keys import open_keyring
-from veil.pipelines import outputs
-from veil.pipelines.job import check_output_format, new_run_id, open_input, query_counts, run_staged
-from veil.pipelines.manifest import manifest_json, read_manifest
+from veil.pipelines.job import StagedJob, check_output_format, open_input
+from veil.pipelines.manifest import read_manifest
 from veil.pipelines.subject_keys import key_files
-from veil.transforms.audit import append_audit, audit_line, utc_now
+from veil.transforms.audit import append_audit, audit_line
 from veil.transforms.beam import DetokenizeBatches
 from veil.transforms.gates import SUBJECT_KEY_SCHEMA
 from veil.transforms.io import ReadBatches, WriteBatches
@@ -40,6 +39,30 @@ def _ff1_version(policy: Policy, ops, manifest: dict | None, key_version: int | 
             f"{', '.join(ff1)}; pass --key-version N"
         )
     return versions.pop()
+
+
+def _unrestored(counts: dict[str, int], on_error: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(failed, shredded) values per field from a run's counts; with `on_error: fail`, refuse any.
+
+    Raises:
+        KeyShreddedError: values were encrypted under deleted subject keys.
+        IntegrityError: values failed authentication.
+    """
+    failed = {name[len(FAILED) :]: n for name, n in counts.items() if name.startswith(FAILED) and n}
+    shredded = {name[len(SHREDDED) :]: n for name, n in counts.items() if name.startswith(SHREDDED) and n}
+    if shredded and on_error == "fail":
+        raise KeyShreddedError(
+            "; ".join(f"field '{f}': {n} value{'s' if n > 1 else ''}" for f, n in shredded.items())
+            + " were encrypted under subject keys deleted by an erasure (crypto-shredded) and cannot be "
+            "restored; nothing was written. Use --on-error null to write them as null"
+        )
+    if failed and on_error == "fail":
+        raise IntegrityError(
+            "; ".join(f"field '{f}': {n} value{'s' if n > 1 else ''} failed authentication" for f, n in failed.items())
+            + " (tampered, made for another purpose or field, or under an unknown key); nothing was written. "
+            "Use --on-error null to write them as null"
+        )
+    return failed, shredded
 
 
 def detokenize_job(
@@ -79,10 +102,8 @@ def detokenize_job(
     keyset_path = resolve_keyset(policy, keyset)
     version = _ff1_version(policy, ops, manifest, key_version)
     open_keyring(keyset_path)  # a wrong master key or keyset fails here, before any data moves
-    outputs.check_output(output, overwrite)
-
-    run_id, started = new_run_id(), utc_now()
-    staging = outputs.staging_dir(output, run_id)
+    job = StagedJob([output], overwrite)
+    staging = job.stage(output)
     audit_path = resolve_audit_log(policy, keyset_path)
     audit = {
         "policy": policy.source,
@@ -91,7 +112,7 @@ def detokenize_job(
         "fields": [op.output for op in ops],
         "input": input_dir,
         "output": output,
-        "run_id": run_id,
+        "run_id": job.run_id,
     }
 
     def key_rows(pipeline):
@@ -113,48 +134,32 @@ def detokenize_job(
             | "Write" >> WriteBatches(FileSystems.join(staging, "part"), output_format, schema)
         )
 
-    try:
-        result, runner = run_staged(build, beam_args, stagings=[staging])
-        counts = query_counts(result, policy.purpose)
-        failed = {name[len(FAILED) :]: n for name, n in counts.items() if name.startswith(FAILED) and n}
-        shredded = {name[len(SHREDDED) :]: n for name, n in counts.items() if name.startswith(SHREDDED) and n}
-        if shredded and on_error == "fail":
-            outputs.discard(staging)
-            raise KeyShreddedError(
-                "; ".join(f"field '{f}': {n} value{'s' if n > 1 else ''}" for f, n in shredded.items())
-                + " were encrypted under subject keys deleted by an erasure (crypto-shredded) and cannot be "
-                "restored; nothing was written. Use --on-error null to write them as null"
-            )
-        if failed and on_error == "fail":
-            outputs.discard(staging)
-            raise IntegrityError(
-                "; ".join(
-                    f"field '{f}': {n} value{'s' if n > 1 else ''} failed authentication" for f, n in failed.items()
-                )
-                + " (tampered, made for another purpose or field, or under an unknown key); nothing was written. "
-                "Use --on-error null to write them as null"
-            )
-    except VeilError as error:
-        append_audit(audit_path, audit_line("detokenize", **audit, outcome="failed", error=type(error).__name__))
-        raise
-    summary = {
-        "kind": "detokenize",
-        "run_id": run_id,
-        "started": started,
-        "finished": utc_now(),
-        "purpose": policy.purpose,
-        "policy": {"path": policy.source, "sha256": policy.sha256},
-        "inputs": source.describe(),
-        "output": {"folder": output, "format": output_format, "files": outputs.staged_names(staging)},
-        "runner": runner,
-        "keys": {"keyset": keyset_path, "ff1_key_version": version},
-        "fields": {op.output: {"restored_as": op.source, "action": op.action} for op in ops},
-        "counts": {
-            "restored": {n[len(RESTORED) :]: v for n, v in counts.items() if n.startswith(RESTORED)},
-            "failed": failed,
-            "shredded": shredded,
-        },
-    }
-    outputs.commit(output, staging, manifest_json(summary))
+    with job:  # a failure from here on (the pipeline, a refusal after counting) removes the staging folder
+        try:
+            job.run(build, beam_args)
+            counts = job.counts(policy.purpose)
+            failed, shredded = _unrestored(counts, on_error)
+        except VeilError as error:
+            append_audit(audit_path, audit_line("detokenize", **audit, outcome="failed", error=type(error).__name__))
+            raise
+        summary = {
+            "kind": "detokenize",
+            "run_id": job.run_id,
+            "started": job.started,
+            "finished": job.finished,
+            "purpose": policy.purpose,
+            "policy": {"path": policy.source, "sha256": policy.sha256},
+            "inputs": source.describe(),
+            "output": {"folder": output, "format": output_format, "files": job.staged_files(output)},
+            "runner": job.runner,
+            "keys": {"keyset": keyset_path, "ff1_key_version": version},
+            "fields": {op.output: {"restored_as": op.source, "action": op.action} for op in ops},
+            "counts": {
+                "restored": {n[len(RESTORED) :]: v for n, v in counts.items() if n.startswith(RESTORED)},
+                "failed": failed,
+                "shredded": shredded,
+            },
+        }
+        job.commit(output, summary)
     append_audit(audit_path, audit_line("detokenize", **audit, outcome="ok", counts=summary["counts"]))
     return summary

@@ -1,9 +1,10 @@
 """What every veil file job shares: inspecting the input, running a pipeline with staged
-outputs, handing small results to the driver, and reading the counts back from Beam Metrics."""
+outputs (`StagedJob`: check, stage, run, count, commit), handing small results to the driver,
+and reading the counts back from Beam Metrics."""
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +18,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from veil import _fs
 from veil.errors import ConfigError, InputError
 from veil.pipelines import outputs
+from veil.pipelines.manifest import manifest_json
+from veil.transforms.audit import utc_now
 from veil.transforms.beam import metrics_namespace
 from veil.transforms.io import format_of, match_inputs, read_schema
 
@@ -76,7 +79,7 @@ class Collected:
 
     Beam has no portable way to return data from the workers to the program that launched
     them; a JSON file in the run's staging folder works on every runner, and is removed with
-    the folder (on success by the commit, on failure by `run_staged`).
+    the folder (by the commit, or by `StagedJob` when the run fails).
     """
 
     path: str
@@ -108,24 +111,72 @@ class _WriteJson(beam.PTransform):
         )
 
 
-def run_staged(build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None, stagings: Sequence[str]):
-    """Build and run a pipeline; on any failure remove the staging folders, then re-raise.
+class StagedJob:
+    """One run of a veil file job, in the steps every job takes: check, stage, run, count, commit.
 
-    Returns:
-        (the finished PipelineResult, the runner's name).
+    Use it as a context manager: a failure at any step (the pipeline, a refusal after counting,
+    building a manifest) removes every staging folder not yet committed, so a failed run leaves
+    nothing that looks complete::
+
+        with StagedJob([output], overwrite) as job:  # check: each output may be written
+            staging = job.stage(output)  # stage: where the pipeline writes for `output`
+            job.run(build, beam_args)  # run: build(pipeline) adds the steps
+            counts = job.counts(purpose)  # count: from Beam Metrics
+            job.commit(output, manifest)  # commit: files into place, manifest last
+
+    Attributes:
+        run_id: sortable and unique; names the staging folders.
+        started, finished: UTC timestamps (finished once the pipeline has run).
+        runner: the Beam runner's name (once the pipeline has run).
     """
-    options = PipelineOptions(list(beam_args or []))
-    runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    try:
+
+    def __init__(self, folders: Sequence[str], overwrite: bool):
+        for folder in folders:
+            outputs.check_output(folder, overwrite)
+        self.run_id, self.started = new_run_id(), utc_now()
+        self.finished: str | None = None
+        self.runner: str | None = None
+        self._result = None
+        self._stagings: dict[str, str] = {}
+
+    def __enter__(self) -> "StagedJob":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None:
+            self.discard()
+
+    def stage(self, folder: str) -> str:
+        """The staging folder of `folder` in this run (where the pipeline writes what `commit` publishes)."""
+        return self._stagings.setdefault(folder, outputs.staging_dir(folder, self.run_id))
+
+    def run(self, build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None) -> None:
+        """Build the pipeline with `build` and run it to the end."""
+        options = PipelineOptions(list(beam_args or []))
+        self.runner = options.view_as(StandardOptions).runner or "DirectRunner"
         pipeline = beam.Pipeline(options=options)
         build(pipeline)
-        result = pipeline.run()
-        result.wait_until_finish()
-    except BaseException:
-        for staging in stagings:
+        self._result = pipeline.run()
+        self._result.wait_until_finish()
+        self.finished = utc_now()
+
+    def counts(self, purpose: str) -> dict[str, int]:
+        """A purpose's counters from the finished pipeline."""
+        return query_counts(self._result, purpose)
+
+    def staged_files(self, folder: str) -> list[str]:
+        """Names of the data files staged for `folder` (what its manifest lists)."""
+        return outputs.staged_names(self.stage(folder))
+
+    def commit(self, folder: str, manifest: Mapping[str, Any]) -> None:
+        """Publish `folder`'s staged files, replacing a previous veil output there; the manifest last."""
+        outputs.commit(folder, self._stagings.pop(folder), manifest_json(manifest))
+
+    def discard(self) -> None:
+        """Remove every staging folder not yet committed."""
+        for staging in self._stagings.values():
             outputs.discard(staging)
-        raise
-    return result, runner
+        self._stagings.clear()
 
 
 def query_counts(result, purpose: str) -> dict[str, int]:

@@ -13,14 +13,12 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import ConfigError, InputError
 from veil.keys import open_keyring
-from veil.pipelines import outputs
-from veil.pipelines.job import InputSet, check_output_format, new_run_id, open_input, query_counts, run_staged
+from veil.pipelines.job import InputSet, StagedJob, check_output_format, open_input
 from veil.pipelines.k_anonymity import enforce_k_anonymity, manifest_entry
-from veil.pipelines.manifest import build_manifest, manifest_json, schema_fields
+from veil.pipelines.manifest import build_manifest, schema_fields
 from veil.pipelines.report import report_job
 from veil.pipelines.rights import ERASURE_SCHEMA, erasure_files
 from veil.pipelines.subject_keys import key_files, publish_new_keys
-from veil.transforms.audit import utc_now
 from veil.transforms.beam import SanitizeBatches
 from veil.transforms.gates import SUBJECT_KEY_SCHEMA
 from veil.transforms.io import ReadBatches, WriteBatches
@@ -152,25 +150,15 @@ def run_job(
     check_output_format(output_format)
     source = open_input(input_pattern)
     views = plan_views(policies, source.schema, output, keyset)
-    for view in views:
-        outputs.check_output(view.folder, overwrite)
-
-    run_id, started = new_run_id(), utc_now()
-    stagings = [outputs.staging_dir(v.folder, run_id) for v in views]
-
-    key_stagings = {
-        view.plan.policy.subject_keys: outputs.staging_dir(view.plan.policy.subject_keys, run_id)
-        for view in views
-        if view.plan.policy.subject_keys
-    }
-
+    job = StagedJob([view.folder for view in views], overwrite)
+    key_tables = sorted({view.plan.policy.subject_keys for view in views if view.plan.policy.subject_keys})
     summaries = {}  # purpose -> the k-anonymity stage's summary
 
     def build(pipeline: beam.Pipeline) -> None:
         needed = {name for view in views for name in view.plan.input_fields}
         batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema, sorted(needed) or None)
-        for view, staging in zip(views, stagings):
-            purpose, policy = view.plan.policy.purpose, view.plan.policy
+        for view in views:
+            purpose, policy, staging = view.plan.policy.purpose, view.plan.policy, job.stage(view.folder)
             sanitize = SanitizeBatches(
                 policy,
                 schema=source.schema,
@@ -181,7 +169,7 @@ def run_job(
             write = WriteBatches(FileSystems.join(staging, "part"), output_format, view.plan.output_schema)
             sanitized = batches | f"Sanitize[{purpose}]" >> sanitize
             if sanitize.new_subject_keys is not None:  # appended to the key table only if the run succeeds
-                key_prefix = FileSystems.join(key_stagings[policy.subject_keys], "keys")
+                key_prefix = FileSystems.join(job.stage(policy.subject_keys), "keys")
                 _ = sanitize.new_subject_keys | f"WriteKeys[{purpose}]" >> WriteBatches(
                     key_prefix, "parquet", SUBJECT_KEY_SCHEMA
                 )
@@ -189,33 +177,34 @@ def run_job(
                 sanitized, summaries[purpose] = enforce_k_anonymity(sanitized, policy, staging)
             _ = sanitized | f"Write[{purpose}]" >> write
 
-    result, runner = run_staged(build, beam_args, [*stagings, *key_stagings.values()])
-    for table, key_staging in key_stagings.items():
-        publish_new_keys(key_staging, table, run_id)
-    finished = utc_now()
-    manifests = []
-    for view, staging in zip(views, stagings):
-        manifest = build_manifest(
-            plan=view.plan,
-            run_id=run_id,
-            started=started,
-            finished=finished,
-            inputs=source.describe(),
-            output={
-                "folder": view.folder,
-                "format": output_format,
-                "files": outputs.staged_names(staging),
-                "schema": schema_fields(view.plan.output_schema),
-            },
-            runner=runner,
-            keyset=view.keyset,
-            key_version=view.key_version,
-            counts=query_counts(result, view.plan.policy.purpose),
-        )
-        if view.plan.policy.k_anonymity is not None:
-            manifest["k_anonymity"] = manifest_entry(view.plan.policy, summaries[view.plan.policy.purpose].value())
-        outputs.commit(view.folder, staging, manifest_json(manifest))
-        if view.plan.policy.k_anonymity is not None:
-            report_job(view.folder)
-        manifests.append(manifest)
+    with job:  # a failure from here on removes every staging folder not yet committed
+        job.run(build, beam_args)
+        for table in key_tables:
+            publish_new_keys(job.stage(table), table, job.run_id)
+        manifests = []
+        for view in views:
+            policy = view.plan.policy
+            manifest = build_manifest(
+                plan=view.plan,
+                run_id=job.run_id,
+                started=job.started,
+                finished=job.finished,
+                inputs=source.describe(),
+                output={
+                    "folder": view.folder,
+                    "format": output_format,
+                    "files": job.staged_files(view.folder),
+                    "schema": schema_fields(view.plan.output_schema),
+                },
+                runner=job.runner,
+                keyset=view.keyset,
+                key_version=view.key_version,
+                counts=job.counts(policy.purpose),
+            )
+            if policy.k_anonymity is not None:
+                manifest["k_anonymity"] = manifest_entry(policy, summaries[policy.purpose].value())
+            job.commit(view.folder, manifest)
+            if policy.k_anonymity is not None:
+                report_job(view.folder)
+            manifests.append(manifest)
     return manifests

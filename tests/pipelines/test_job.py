@@ -1,0 +1,95 @@
+"""The staged-job skeleton every file job shares: check, stage, run, count, commit; nothing left on failure."""
+
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics import Metrics
+
+from veil.errors import OutputError
+from veil.pipelines.job import StagedJob, collect
+from veil.transforms.beam import metrics_namespace
+
+
+def write_lines(staging: str, lines: list[str]):
+    def build(pipeline: beam.Pipeline) -> None:
+        counter = Metrics.counter(metrics_namespace("p"), "written")
+
+        def counted(line: str) -> str:
+            counter.inc()
+            return line
+
+        _ = (
+            pipeline
+            | beam.Create(lines)
+            | beam.Map(counted)
+            | beam.io.WriteToText(f"{staging}/part", file_name_suffix=".txt", num_shards=1)
+        )
+
+    return build
+
+
+def test_a_job_stages_counts_and_commits_with_the_manifest_last(tmp_path):
+    out = tmp_path / "out"
+    with StagedJob([str(out)], overwrite=False) as job:
+        staging = job.stage(str(out))
+        assert staging == job.stage(str(out)) and job.run_id in staging
+        job.run(write_lines(staging, ["a", "b", "c"]), [])
+        assert job.counts("p") == {"written": 3}
+        assert job.runner == "DirectRunner" and job.started <= job.finished
+        files = job.staged_files(str(out))
+        assert len(files) == 1 and files[0].startswith("part-")
+        job.commit(str(out), {"files": files})
+    assert sorted(p.name for p in out.iterdir()) == sorted([*files, "_manifest.json"])
+    assert json.loads((out / "_manifest.json").read_text()) == {"files": files}
+    assert (out / files[0]).read_text().split() == ["a", "b", "c"]
+
+
+def test_a_failing_pipeline_leaves_no_staging_folder(tmp_path):
+    out = tmp_path / "out"
+
+    def boom(line: str) -> str:
+        raise ValueError("no")
+
+    def build(pipeline: beam.Pipeline) -> None:
+        _ = pipeline | beam.Create(["a"]) | beam.Map(boom) | beam.io.WriteToText(f"{job.stage(str(out))}/part")
+
+    job = StagedJob([str(out)], overwrite=False)
+    with pytest.raises(Exception, match="no"), job:
+        job.run(build, [])
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_refusal_after_the_run_removes_every_uncommitted_staging_folder(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    with pytest.raises(RuntimeError, match="refused"), StagedJob([str(first), str(second)], False) as job:
+        job.run(write_lines(job.stage(str(first)), ["a"]), [])
+        job.stage(str(second))
+        job.commit(str(first), {"ok": True})
+        assert (first / "_manifest.json").is_file()
+        raise RuntimeError("refused after counting")
+    assert (first / "_manifest.json").is_file()  # committed before the failure: kept
+    assert not second.exists() or list(second.iterdir()) == []
+    assert [p.name for p in first.iterdir() if p.name.startswith(".veil-staging-")] == []
+
+
+def test_the_check_refuses_a_folder_with_something_in_it(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="exists and is not empty"):
+        StagedJob([str(tmp_path)], overwrite=False)
+
+
+def test_a_collected_element_comes_back_to_the_driver(tmp_path):
+    out = tmp_path / "out"
+    summary = {"sizes": [[1, 2], [3, 4]], "name": "é"}
+    with StagedJob([str(out)], overwrite=False) as job:
+        handle = None
+
+        def build(pipeline: beam.Pipeline) -> None:
+            nonlocal handle
+            handle = collect(pipeline | beam.Create([summary]), job.stage(str(out)), "summary", label="Collect")
+
+        job.run(build, [])
+        assert handle.value() == summary
+        job.commit(str(out), {})
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json"]  # the collected file went with the staging
