@@ -19,9 +19,11 @@ Error messages never contain the value, the tweak or the key.
 
 import sys
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+
+import numpy as np
 
 from veil.keys._primitives import AesBlocks, _Unpicklable
 
@@ -33,6 +35,7 @@ __all__ = [
     "MIN_DOMAIN",
     "FF1Alphabet",
     "FF1Error",
+    "FF1Layout",
 ]
 
 MIN_DOMAIN = 1_000_000
@@ -608,3 +611,167 @@ class FF1Alphabet(_Unpicklable):
         if rest:
             parts.append(table[x][chunk - rest :])
         return "".join(reversed(parts))
+
+
+_ARRAYS_FROM = 8  # values (of one layout, or for FF1 at all) from which arrays beat a loop
+_UTF32 = "utf-32-le"  # one code unit per character, so text positions are array positions
+_OTHER = 0xFFFFFFFF  # above any code point: marks an alphabet position in a layout
+
+
+class FF1Layout:
+    """FF1 over the alphabet characters of a text that lie between kept ones; the rest stays in place.
+
+    `4111-1111-1111-1111` under digits, keeping the last 4, encrypts the twelve digits before
+    the kept four and leaves the dashes where they are. A text with fewer encryptable
+    characters than the domain rule allows (or more than `MAX_LEN`) is refused with the
+    exception `refusal()` makes, never passed through.
+
+    The batch method groups texts by layout (length, where the alphabet characters are and what
+    the others are): texts that share one are cut and put back together as numpy arrays, and
+    every value goes through one batched FF1 call.
+    """
+
+    def __init__(
+        self,
+        cipher: FF1Alphabet,
+        tweak: bytes,
+        *,
+        keep_first: int = 0,
+        keep_last: int = 0,
+        decrypt: bool = False,
+        refusal: Callable[[], Exception] = lambda: FF1Error("FF1 value has too few characters to encrypt"),
+    ):
+        """Bind the layout rule to a cipher.
+
+        Args:
+            cipher: FF1 over the alphabet.
+            tweak: the tweak every value uses.
+            keep_first: leading alphabet characters left in clear.
+            keep_last: trailing alphabet characters left in clear.
+            decrypt: run the inverse (texts are tokens).
+            refusal: makes the exception raised (or reported) for a text that cannot be crypted.
+        """
+        self._tweak, self._first, self._last, self._refusal = tweak, keep_first, keep_last, refusal
+        self._members = frozenset(cipher.alphabet)
+        self._crypt, self._crypt_many = (
+            (cipher.decrypt, cipher.decrypt_many) if decrypt else (cipher.encrypt, cipher.encrypt_many)
+        )
+        self._decrypt = decrypt
+        radix = len(cipher.alphabet)
+        self._shortest = next(n for n in range(1, 64) if radix**n >= MIN_DOMAIN)
+        codes = [ord(ch) for ch in cipher.alphabet]
+        self._in_alphabet = np.zeros(max(codes) + 2, dtype=bool)  # code point -> member; last: others
+        self._in_alphabet[codes] = True
+
+    def __repr__(self) -> str:
+        return f"FF1Layout(keep_first={self._first}, keep_last={self._last}, decrypt={self._decrypt})"
+
+    def _middle_of(self, positions):
+        """The alphabet positions FF1 crypts (those between the kept ones); None if too few or too many."""
+        middle = positions[self._first : max(len(positions) - self._last, 0)]
+        return middle if self._shortest <= len(middle) <= MAX_LEN else None
+
+    def _locate(self, text: str) -> list[int] | None:
+        """The positions of a text that FF1 crypts; None for a text it cannot protect."""
+        return self._middle_of([i for i, ch in enumerate(text) if ch in self._members])
+
+    @staticmethod
+    def _merge(text: str, middle: list[int], secret: str) -> str:
+        out = list(text)
+        for index, ch in zip(middle, secret):
+            out[index] = ch
+        return "".join(out)
+
+    def crypt(self, text: str) -> str:
+        """One text with its middle alphabet characters crypted; raises `refusal()` if it has too few."""
+        middle = self._locate(text)
+        if middle is None:
+            raise self._refusal()
+        return self._merge(text, middle, self._crypt("".join(text[i] for i in middle), self._tweak))
+
+    def _layouts(self, texts: list[str]):
+        """Group the texts by layout.
+
+        Returns:
+            (blocks, singles, refused): blocks are (rows, characters as a (rows, length)
+            uint32 array, middle positions) for layouts shared by `_ARRAYS_FROM` values or more;
+            singles are the rows left to do one by one; refused are rows of blocks whose
+            layout has too few (or too many) characters to crypt.
+        """
+        blocks, singles, refused = [], [], []
+        if len(texts) < _ARRAYS_FROM:
+            return blocks, list(range(len(texts))), refused
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        distinct = np.unique(lengths)
+        in_alphabet = self._in_alphabet
+        for length in distinct.tolist():
+            rows = np.arange(len(texts)) if len(distinct) == 1 else np.flatnonzero(lengths == length)
+            if len(rows) < _ARRAYS_FROM or length == 0:
+                singles.extend(rows.tolist())
+                continue
+            group = texts if len(distinct) == 1 else [texts[i] for i in rows.tolist()]
+            chars = np.frombuffer("".join(group).encode(_UTF32, "surrogatepass"), dtype="<u4").reshape(-1, length)
+            alphabetic = in_alphabet[np.minimum(chars, len(in_alphabet) - 1)]
+            shapes = np.where(alphabetic, np.uint32(_OTHER), chars)
+            if (shapes == shapes[0]).all():
+                found = [(rows, chars, shapes[0])]
+            else:
+                unique, inverse, counts = np.unique(shapes, axis=0, return_inverse=True, return_counts=True)
+                inverse = inverse.reshape(-1)
+                singles.extend(rows[counts[inverse] < _ARRAYS_FROM].tolist())
+                found = []
+                for shape in np.flatnonzero(counts >= _ARRAYS_FROM).tolist():
+                    same = np.flatnonzero(inverse == shape)
+                    found.append((rows[same], chars[same], unique[shape]))
+            for block_rows, block_chars, shape in found:
+                middle = self._middle_of(np.flatnonzero(shape == _OTHER))
+                if middle is None:
+                    refused.extend(block_rows.tolist())
+                else:
+                    blocks.append((block_rows.tolist(), block_chars, middle))
+        return blocks, singles, refused
+
+    def crypt_texts(self, texts: list[str]) -> tuple[list, list[int], Exception | None]:
+        """`crypt` over many texts, with one batched FF1 call.
+
+        Returns:
+            (outputs, refused positions (their output is None), the first refusal). When
+            decrypting, a refused text raises `refusal()` instead: a column holding a value that
+            is no token is not guessed at.
+        """
+        blocks, singles, failed = self._layouts(texts)
+        middles, located = [], []
+        for _, chars, middle in blocks:
+            width, joined = len(middle), chars[:, middle].tobytes().decode(_UTF32, "surrogatepass")
+            middles += [joined[o : o + width] for o in range(0, len(joined), width)]
+        for row in singles:
+            text = texts[row]
+            middle = self._locate(text)
+            if middle is None:
+                failed.append(row)
+                continue
+            located.append((row, text, middle))
+            middles.append("".join(text[i] for i in middle))
+        if failed and self._decrypt:
+            raise self._refusal()
+        tweak = self._tweak
+        # A few values are cheaper one by one than in FF1's lock-step arrays.
+        secrets = (
+            self._crypt_many(middles, tweak)
+            if len(middles) >= _ARRAYS_FROM
+            else [self._crypt(m, tweak) for m in middles]
+        )
+        out: list = [None] * len(texts)
+        done = 0
+        for rows, chars, middle in blocks:
+            replaced = chars.copy()
+            joined = "".join(secrets[done : done + len(rows)]).encode(_UTF32, "surrogatepass")
+            replaced[:, middle] = np.frombuffer(joined, dtype="<u4").reshape(len(rows), -1)
+            done += len(rows)
+            length, whole = chars.shape[1], replaced.tobytes().decode(_UTF32, "surrogatepass")
+            for row, offset in zip(rows, range(0, len(whole), length)):
+                out[row] = whole[offset : offset + length]
+        for (row, text, middle), secret in zip(located, secrets[done:]):
+            out[row] = self._merge(text, middle, secret)
+        failed.sort()
+        return out, failed, (self._refusal() if failed else None)

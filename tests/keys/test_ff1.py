@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from veil.keys import _primitives
-from veil.keys.ff1 import ALPHABETS, FF1, MAX_LEN, MAX_TWEAK_BYTES, MIN_DOMAIN, FF1Alphabet, FF1Error
+from veil.keys.ff1 import ALPHABETS, FF1, MAX_LEN, MAX_TWEAK_BYTES, MIN_DOMAIN, FF1Alphabet, FF1Error, FF1Layout
 from veil.keys.testing import fake_keyring
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "ff1.json").read_text())["vectors"]
@@ -471,3 +471,28 @@ def test_plan_cache_is_bounded_when_tweaks_vary():
     for i in range(600):
         ff1.encrypt("4111111111111111", i.to_bytes(2, "big"))
     assert len(ff1._ff1._plans) <= 256
+
+
+def test_ff1_layout_crypts_the_middle_alphabet_characters_and_keeps_the_rest():
+    cipher = FF1Alphabet(KEY, ALPHABETS["digits"])
+    layout = FF1Layout(cipher, b"t", keep_first=2, keep_last=4)
+    card = "4111-1111-1111-1234"
+    token = layout.crypt(card)
+    assert token[:2] == "41" and token[-4:] == "1234" and token[4::5] == "---"
+    assert token != card
+    middle = "".join(ch for ch in card if ch.isdigit())[2:-4]
+    assert "".join(ch for ch in token if ch.isdigit())[2:-4] == cipher.encrypt(middle, b"t")
+    inverse = FF1Layout(cipher, b"t", keep_first=2, keep_last=4, decrypt=True)
+    assert inverse.crypt(token) == card
+
+
+def test_ff1_layout_batch_equals_one_by_one_and_refuses_short_texts():
+    layout = FF1Layout(FF1Alphabet(KEY, ALPHABETS["digits"]), b"t", keep_last=2, refusal=lambda: KeyError("short"))
+    texts = [f"{i:04d}-{i * 7 % 10000:04d}" for i in range(30)] + ["12-3", "99"] + [f"{i:09d}" for i in range(9)]
+    out, failed, error = layout.crypt_texts(texts)
+    assert failed == [30, 31] and isinstance(error, KeyError)
+    assert [o for i, o in enumerate(out) if i not in failed] == [
+        layout.crypt(t) for i, t in enumerate(texts) if i not in failed
+    ]
+    with pytest.raises(KeyError):
+        layout.crypt("12-3")
