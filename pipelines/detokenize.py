@@ -28,19 +28,6 @@ from veil.transforms.reverse import FAILED, RESTORED, SHREDDED, restored_schema,
 ON_ERROR = ("fail", "null")
 
 
-def _ff1_version(policy: Policy, ops, manifest: dict | None, key_version: int | None) -> int | None:
-    ff1 = [op.output for op in ops if getattr(policy.fields[op.source], "method", None) == "ff1"]
-    if not ff1 or key_version is not None:
-        return key_version
-    versions = {((manifest or {}).get("fields", {}).get(name) or {}).get("key_version") for name in ff1}
-    if len(versions) != 1 or None in versions:
-        raise ConfigError(
-            f"ff1 tokens carry no key version and the input has no manifest saying which made "
-            f"{', '.join(ff1)}; pass --key-version N"
-        )
-    return versions.pop()
-
-
 def _unrestored(counts: dict[str, int], on_error: str) -> tuple[dict[str, int], dict[str, int]]:
     """(failed, shredded) values per field from a run's counts; with `on_error: fail`, refuse any.
 
@@ -100,7 +87,7 @@ def detokenize_job(
         raise ConfigError(f"input {input_dir} has no field {', '.join(missing)}")
     schema = restored_schema(source.schema, ops)
     keyset_path = resolve_keyset(policy, keyset)
-    version = _ff1_version(policy, ops, manifest, key_version)
+    version = policy.recorded_key_version([op.output for op in ops], (manifest or {}).get("fields", {}), key_version)
     open_keyring(keyset_path)  # a wrong master key or keyset fails here, before any data moves
     job = StagedJob([output], overwrite)
     staging = job.stage(output)

@@ -25,7 +25,7 @@ from veil.transforms.audit import append_audit, audit_line
 from veil.transforms.io import match_inputs
 from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
 from veil.transforms.registry import REGISTRY
-from veil.transforms.reverse import BoundReverse, ReverseOp
+from veil.transforms.reverse import BoundReverse, reverse_ops
 from veil.transforms.subjects import subject_ref
 
 MARKER = "_veil_erasure_table"
@@ -94,11 +94,11 @@ def locate_values(policy: Policy, subject: str, keyring) -> dict[str, str]:
         return {}
     spec = policy.fields[policy.subject]
     action = REGISTRY[spec.action]
-    if spec.action == "drop" or not action.deterministic or action.bind is None or action.per_subject(spec):
+    if not action.writes_output or not action.deterministic or action.per_subject(spec):
         return {}
     version = keyring.resolve_version(policy.key_version) if action.keyed else None
     bound = action.bind(spec, BindContext(policy.purpose, policy.subject, keyring if action.keyed else None, version))
-    return {spec.as_ or policy.subject: bound(subject)}
+    return {policy.output_name(policy.subject): bound(subject)}
 
 
 def locate(policy: Policy, subject: str, *, keyset: str | None = None) -> dict[str, Any]:
@@ -132,12 +132,12 @@ def export_subject(policy: Policy, subject: str, input_dir: str, *, keyset: str 
     for path in files:
         with FileSystems.open(path, compression_type="uncompressed") as handle:
             rows.extend(pq.read_table(handle, filters=[(field, "=", value)]).to_pylist())
-    reversible = [
-        ReverseOp(spec.as_ or name, name, spec.action)
-        for name, spec in policy.fields.items()
-        if spec.action != "drop" and REGISTRY[spec.action].reverse is not None
-    ]
-    ff1_version = (manifest or {}).get("keys", {}).get("key_version")
+    reversible = reverse_ops(policy, policy.reversible_outputs) if policy.reversible_outputs else ()
+    ff1_version = policy.recorded_key_version(
+        policy.reversible_outputs,
+        (manifest or {}).get("fields", {}),
+        (manifest or {}).get("keys", {}).get("key_version"),
+    )
     restored, counts = BoundReverse(policy, reversible, keyring, ff1_version).apply_rows(rows)
     _audit(
         policy, keyset_path, "export", input=input_dir, records=len(restored), fields=[op.output for op in reversible]

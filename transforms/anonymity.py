@@ -411,7 +411,7 @@ class Hint:
 
 def output_params(policy: Policy) -> dict[str, ActionParams]:
     """Output field -> the params of the action that makes it."""
-    return {spec.as_ or name: spec for name, spec in policy.fields.items() if spec.action != "drop"}
+    return {output: policy.fields[name] for output, name in policy.outputs.items()}
 
 
 def hints_for(quasi_identifiers: Sequence[str], params: Mapping[str, ActionParams | None]) -> list[Hint]:

@@ -110,22 +110,20 @@ def compile_plan(policy: Policy, schema: pa.Schema | None = None) -> Plan:
             kinds = action.accepted_kinds(params)
             kind = kind_of(input_type)
             if kinds is not None and kind != "null" and kind not in kinds:
-                variant = f" {params.variant}" if params.action == "generalize" else ""
                 problems.append(
-                    f"field '{source}' is {input_type}, but {params.action}{variant} takes {' or '.join(sorted(kinds))}"
+                    f"field '{source}' is {input_type}, but {params.title} takes {' or '.join(sorted(kinds))}"
                 )
                 continue
-        if params.action == "drop":
+        if not action.writes_output:
             continue
         output_type = action.output_type(params, input_type) if input_type is not None else None
-        ops.append(ColumnOp(source, params.as_ or source, params, output_type))
+        ops.append(ColumnOp(source, policy.output_name(source), params, output_type))
     dropped: tuple[str, ...] = ()
     if input_types is not None:
         for name, role in ((policy.subject, "subject"), (policy.consent and policy.consent.field, "consent")):
             if name and name not in input_types:
                 problems.append(f"{role} field '{name}' is not in the input")
-        mentioned = set(policy.fields) | {policy.subject} | {policy.consent and policy.consent.field}
-        unlisted = [name for name in input_types if name not in mentioned]
+        unlisted = [name for name in input_types if name not in policy.mentioned_fields]
         if policy.default == "error" and unlisted:
             problems.append(
                 "default: error, and the policy does not name input field"

@@ -7,6 +7,7 @@ file other than configuration words (an unknown action name, say).
 import hashlib
 import os
 import posixpath
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,22 +153,23 @@ class Policy(BaseModel):
     def _consistent(self) -> "Policy":
         outputs: dict[str, str] = {}
         for name, spec in self.fields.items():
-            if spec.action == "drop":
+            action = REGISTRY[spec.action]
+            if not action.writes_output:
                 continue
-            out = spec.as_ or name
+            out = spec.as_ or name  # the one place output names are made (see `outputs`), clashes checked
             if out in outputs:
                 _field_error(
                     ("fields", name, "as") if spec.as_ else ("fields", name),
                     f"fields '{outputs[out]}' and '{name}' both write output '{out}'; rename one with 'as'",
                 )
             outputs[out] = name
-            if getattr(spec, "per_subject", False) and not self.subject_keys:
+            if action.subject_input(spec) == "key" and not self.subject_keys:
                 _field_error(
                     ("fields", name, "per_subject"),
                     f"field '{name}' is encrypted per subject, which needs the policy's 'subject_keys' "
                     "(the subject key table folder)",
                 )
-            if REGISTRY[spec.action].per_subject(spec) and self.subject is None:
+            if action.per_subject(spec) and self.subject is None:
                 _field_error(
                     ("fields", name, "action"),
                     f"field '{name}' uses {spec.action}, which needs the policy's "
@@ -193,7 +195,7 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _dataset_rules(self) -> "Policy":
-        outputs = {spec.as_ or name for name, spec in self.fields.items() if spec.action != "drop"}
+        outputs = self.outputs
         if self.l_diversity is not None and self.k_anonymity is None:
             _field_error(("l_diversity",), "l_diversity needs k_anonymity (its quasi-identifiers define the classes)")
         named = [("k_anonymity", "quasi_identifiers"), ("k_anonymity", "protected"), ("l_diversity", "sensitive")]
@@ -226,9 +228,70 @@ class Policy(BaseModel):
         return self._sha256
 
     def output_name(self, field: str) -> str:
-        """The output name of input `field`."""
-        spec = self.fields[field]
-        return spec.as_ or field
+        """The output name of input `field` (its `as`, else its own name)."""
+        return self.fields[field].as_ or field
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Output field name -> the input field that makes it, in policy order (dropped fields have none)."""
+        return {
+            self.output_name(name): name for name, spec in self.fields.items() if REGISTRY[spec.action].writes_output
+        }
+
+    @property
+    def mentioned_fields(self) -> frozenset[str]:
+        """Input fields the policy names: its fields, the subject and the consent field (`default: error`
+        refuses any other)."""
+        named = set(self.fields)
+        named.update(name for name in (self.subject, self.consent and self.consent.field) if name)
+        return frozenset(named)
+
+    def _outputs_where(self, test) -> tuple[str, ...]:
+        return tuple(
+            out for out, name in self.outputs.items() if test(REGISTRY[self.fields[name].action], self.fields[name])
+        )
+
+    @property
+    def keyed_outputs(self) -> tuple[str, ...]:
+        """Output fields made with keys (pseudonyms, tokens, ciphertexts, keyed fakes...)."""
+        return self._outputs_where(lambda action, _spec: action.keyed)
+
+    @property
+    def reversible_outputs(self) -> tuple[str, ...]:
+        """Output fields an authorized purpose can restore (tokenize, encrypt)."""
+        return self._outputs_where(lambda action, _spec: action.reverse is not None)
+
+    @property
+    def per_subject_outputs(self) -> tuple[str, ...]:
+        """Output fields made under each subject's own data key (restoring them needs the subject key table)."""
+        return self._outputs_where(lambda action, spec: action.subject_input(spec) == "key")
+
+    @property
+    def unversioned_outputs(self) -> tuple[str, ...]:
+        """Keyed output fields whose values do not say which key version made them (ff1 tokens)."""
+        return self._outputs_where(lambda action, spec: action.keyed and not action.versioned(spec))
+
+    def recorded_key_version(
+        self, fields: Sequence[str], recorded: Mapping[str, Any], key_version: int | None
+    ) -> int | None:
+        """The key version to read `fields` (output names) with when some carry none (ff1).
+
+        `key_version` (the caller's pin) wins; else the version the run's manifest recorded for
+        those fields (`recorded`: output name -> its manifest field entry), which must be one.
+
+        Raises:
+            ConfigError: unversioned fields without one recorded version.
+        """
+        unversioned = [name for name in fields if name in self.unversioned_outputs]
+        if not unversioned or key_version is not None:
+            return key_version
+        versions = {(recorded.get(name) or {}).get("key_version") for name in unversioned}
+        if len(versions) != 1 or None in versions:
+            raise ConfigError(
+                f"ff1 tokens carry no key version and the input has no manifest saying which made "
+                f"{', '.join(unversioned)}; pass --key-version N"
+            )
+        return versions.pop()
 
 
 def resolve_keyset(policy: Policy, override: str | None = None) -> str:

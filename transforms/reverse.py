@@ -38,14 +38,15 @@ class ReverseOp:
 
 def reverse_ops(policy: Policy, fields: Sequence[str]) -> tuple[ReverseOp, ...]:
     """The ops restoring `fields` (output names) of `policy`'s view; `ConfigError` if one cannot be."""
-    by_output = {(spec.as_ or name): (name, spec) for name, spec in policy.fields.items() if spec.action != "drop"}
+    outputs = policy.outputs
     ops, problems = [], []
     for field in fields:
-        if field not in by_output:
-            problems.append(f"'{field}' is not an output field of the policy (outputs: {', '.join(by_output)})")
+        if field not in outputs:
+            problems.append(f"'{field}' is not an output field of the policy (outputs: {', '.join(outputs)})")
             continue
-        source, spec = by_output[field]
-        if REGISTRY[spec.action].reverse is None:
+        source = outputs[field]
+        spec = policy.fields[source]
+        if field not in policy.reversible_outputs:
             problems.append(
                 f"'{field}' was made by {spec.action}, which cannot be reversed (only tokenize and encrypt can)"
             )

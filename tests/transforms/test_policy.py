@@ -336,3 +336,46 @@ def test_top_level_messages_never_echo_a_value(tmp_path, top):
 def test_a_policy_that_drops_every_field_is_refused():
     with pytest.raises(ConfigError, match=r"fields.*every field is dropped"):
         parse_policy("version: 1\npurpose: analytics\nfields:\n  email: {action: drop}\n", "p.yaml")
+
+
+DERIVED = """
+version: 1
+purpose: support
+subject: customer_id
+consent: {field: consents}
+subject_keys: keys/
+fields:
+  customer_id: {action: pseudonymize, as: customer_key}
+  email: {action: tokenize, as: email_token}
+  card: {action: tokenize, method: ff1, keep_last: 4}
+  notes: {action: encrypt, per_subject: true}
+  note_copy: {action: encrypt}
+  phone: {action: mask, keep_last: 2}
+  secret: {action: drop}
+"""
+
+
+def test_derived_facts_come_from_the_registry_once():
+    policy = parse_policy(DERIVED)
+    assert policy.outputs == {
+        "customer_key": "customer_id",
+        "email_token": "email",
+        "card": "card",
+        "notes": "notes",
+        "note_copy": "note_copy",
+        "phone": "phone",
+    }
+    assert policy.mentioned_fields == {*policy.fields, "consents"}
+    assert policy.keyed_outputs == ("customer_key", "email_token", "card", "notes", "note_copy")
+    assert policy.reversible_outputs == ("email_token", "card", "notes", "note_copy")
+    assert policy.per_subject_outputs == ("notes",)
+    assert policy.unversioned_outputs == ("card",)
+
+
+def test_the_ff1_key_version_rule():
+    policy = parse_policy(DERIVED)
+    assert policy.recorded_key_version(["email_token"], {}, None) is None  # siv tokens carry their version
+    assert policy.recorded_key_version(["card"], {}, 3) == 3  # a pin wins
+    assert policy.recorded_key_version(["card"], {"card": {"key_version": 2}}, None) == 2
+    with pytest.raises(ConfigError, match="card.*--key-version"):
+        policy.recorded_key_version(["card", "email_token"], {}, None)

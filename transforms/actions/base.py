@@ -57,6 +57,11 @@ class ActionParams(BaseModel):
     def _yaml_null(cls, value: Any) -> Any:
         return "null" if value is None else value
 
+    @property
+    def title(self) -> str:
+        """The action as messages name it (its name; generalize adds its variant)."""
+        return getattr(self, "action", "?")
+
     def __repr__(self) -> str:  # params are config, but keep reprs short and value-free
         return f"{type(self).__name__}(action={getattr(self, 'action', '?')!r})"
 
@@ -108,6 +113,8 @@ class Action:
             of non-null values at once (outputs, failed positions, first error), equal to `bind`
             applied per value; for actions whose primitive is cheaper batched (HMAC with the key
             set once, SIV, GCM with bulk nonces, FF1).
+        versioned: params -> whether the output carries the key version that made it (a token
+            `v<version>.`); False for ff1 tokens, whose version only the run's manifest knows.
         bind_arrow: optionally, params + context + the input's Arrow type -> an `ArrowFn` that
             computes the output column with Arrow kernels (None when it cannot for that type);
             it must equal `bind` applied per value, nulls staying null. For an action with a
@@ -125,6 +132,12 @@ class Action:
     reverse: Callable[[Any, BindContext], ValueFn] | None = None
     bind_column: Callable[[Any, BindContext], ColumnFn | None] | None = None
     bind_arrow: Callable[[Any, BindContext, pa.DataType], ArrowFn | SubjectArrowFn | None] | None = None
+    versioned: Callable[[Any], bool] = lambda _params: True
+
+    @property
+    def writes_output(self) -> bool:
+        """Whether the field reaches the output at all (False for `drop`)."""
+        return self.bind is not None
 
     def per_subject(self, params: Any) -> bool:
         """Whether these params make the action read something per subject (so need `subject`)."""

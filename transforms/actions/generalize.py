@@ -87,6 +87,11 @@ class GeneralizeParams(ActionParams):
         """Which generalization this is."""
         return next(v for v in VARIANTS if getattr(self, v) is not None)
 
+    @property
+    def title(self) -> str:
+        """`generalize <variant>`, as messages name it."""
+        return f"generalize {self.variant}"
+
 
 def _span_label(low: Number, high: Number) -> str:
     """The label of the bin [low, high)."""

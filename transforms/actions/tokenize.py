@@ -181,4 +181,5 @@ ACTION = Action(
     keyed=True,
     reverse=_reverse,
     bind_column=_bind_column,
+    versioned=lambda params: params.method != "ff1",
 )
