@@ -213,3 +213,61 @@ def scrypt(passphrase: bytes, salt: bytes, *, n: int, r: int, p: int, length: in
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
     return Scrypt(salt=salt, length=length, n=n, r=r, p=p).derive(passphrase)
+
+
+TINK_KEY_TYPES = {
+    "deterministic_aead": ("type.googleapis.com/google.crypto.tink.AesSivKey", "aes_siv_pb2", "AesSivKey", 64),
+    "aead": ("type.googleapis.com/google.crypto.tink.AesGcmKey", "aes_gcm_pb2", "AesGcmKey", 32),
+}
+"""Tink key type URL, proto module, proto message and key length per primitive veil can export."""
+
+
+def tink_keyset(kind: str, keys: dict[int, bytes], primary: int, *, json_format: bool = False) -> bytes:
+    """A serialized Tink keyset holding `keys` (by veil version) as RAW-prefix keys of `kind`.
+
+    Each veil key version becomes one enabled Tink key whose key id is the version; the output
+    prefix is RAW because veil's tokens carry their version in their text, not in the bytes.
+    The keyset is built with `tink`'s own protos and parsed back by `tink` before it is
+    returned, so what comes out is a keyset Tink itself accepts.
+
+    Args:
+        kind: `deterministic_aead` (AES-SIV, 64-byte keys) or `aead` (AES-GCM, 32-byte keys).
+        keys: key bytes by veil key version.
+        primary: the version Tink should encrypt with.
+        json_format: Tink's JSON keyset format instead of its binary (protobuf) one.
+
+    Raises:
+        ImportError: the optional `tink` package is not installed.
+
+    Security: the returned bytes are cleartext key material (Tink's "cleartext keyset");
+    whoever holds them can decrypt what the keys protect.
+    """
+    import importlib
+
+    import tink
+    from tink import json_proto_keyset_format, proto_keyset_format, secret_key_access
+    from tink.proto import tink_pb2
+
+    type_url, module, message, length = TINK_KEY_TYPES[kind]
+    key_proto = getattr(importlib.import_module(f"tink.proto.{module}"), message)
+    if primary not in keys or any(len(key) != length for key in keys.values()):
+        raise ValueError(f"a {kind} keyset needs {length}-byte keys including the primary")
+    keyset = tink_pb2.Keyset(primary_key_id=primary)
+    for version, key in sorted(keys.items()):
+        keyset.key.add(
+            key_data=tink_pb2.KeyData(
+                type_url=type_url,
+                value=key_proto(version=0, key_value=key).SerializeToString(),
+                key_material_type=tink_pb2.KeyData.SYMMETRIC,
+            ),
+            status=tink_pb2.ENABLED,
+            key_id=version,
+            output_prefix_type=tink_pb2.RAW,
+        )
+    try:
+        handle = proto_keyset_format.parse(keyset.SerializeToString(), secret_key_access.TOKEN)
+    except tink.TinkError as error:  # a bug in the building above, never user input
+        raise ValueError(f"tink refused the keyset ({type(error).__name__})") from None
+    if json_format:
+        return json_proto_keyset_format.serialize(handle, secret_key_access.TOKEN).encode("utf-8")
+    return proto_keyset_format.serialize(handle, secret_key_access.TOKEN)

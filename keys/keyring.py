@@ -116,6 +116,14 @@ class KeyRing:
         """AES-256-GCM under HKDF(root[version], info, 32 bytes)."""
         return self._derive(_primitives.Aead, info, version, 32)
 
+    def _working_keys(self, info: str, length: int) -> dict[int, bytes]:
+        """HKDF(root[v], info, length) for every usable version v: for `veil.keys.tink_export` only.
+
+        Security: returns key bytes. Nothing outside the keys package may call it; the one
+        caller hands them straight to `_primitives.tink_keyset`.
+        """
+        return {v: _primitives.hkdf_sha256(root, info.encode("utf-8"), length) for v, root in self._roots.items()}
+
     def subject_prf(self) -> _primitives.Prf:
         """HMAC-SHA256 under HKDF(subject key, "veil/v1/subject-ref", 32 bytes).
 

@@ -143,3 +143,46 @@ def keys_destroy(
         )
     else:
         stdout_console().print(escape(f"keyset {path}: key version {version} was already destroyed"))
+
+
+@keys_app.command("export-tink")
+def keys_export_tink(
+    policy: Annotated[str, typer.Argument(help="The policy that made the data.")],
+    field: Annotated[str, typer.Option("--field", help="The output field (a tokenize siv or encrypt field).")],
+    output: Annotated[
+        Optional[str], typer.Option("--output", help="Keyset file to write (default: <purpose>.<field>.tink[.json]).")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="binary (Tink's protobuf keyset) or json.")] = "binary",
+    kms: Annotated[
+        Optional[str],
+        typer.Option("--kms", help="Wrap the keyset with this KMS key, for BigQuery's KEYS.KEYSET_CHAIN."),
+    ] = None,
+    keyset: KeysetOpt = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: the keyset can decrypt every value of the field.")
+    ] = False,
+) -> None:
+    """Export a Tink keyset that decrypts one field (BigQuery AEAD functions); audited, needs --yes."""
+    from veil.pipelines.export_tink import export_field_keyset
+    from veil.transforms.policy import load_policy
+
+    summary = export_field_keyset(
+        load_policy(policy), field, confirmed=yes, keyset=keyset, output=output, fmt=format, kms_uri=kms
+    )
+    wrapped = f", wrapped by {summary['kms']}" if summary["kms"] else ""
+    stdout_console().print(
+        escape(
+            f"wrote {summary['output']}: Tink {summary['primitive']} keyset for '{field}' (purpose "
+            f"{summary['purpose']}; key versions {', '.join(map(str, summary['key_versions']))}, primary "
+            f"{summary['primary']}{wrapped}; audited)\n"
+            f"associated data: {summary['associated_data']}\n"
+            f"BigQuery: {summary['bigquery_function']}(keyset, <token bytes>, '{summary['associated_data']}')"
+        ),
+        soft_wrap=True,
+    )
+    stderr_console().print(
+        f"[bold yellow]WARNING:[/] {escape(summary['output'])} holds cleartext keys unless wrapped: "
+        "keep it like a password and delete it when it is no longer needed."
+        if not summary["kms"]
+        else f"{escape(summary['output'])} is wrapped: only identities that may decrypt with the KMS key can use it."
+    )

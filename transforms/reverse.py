@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from veil.errors import ConfigError, IntegrityError, KeyShreddedError
 from veil.keys import KeyRing
+from veil.keys.tink_export import TinkKeySpec
 from veil.transforms.actions.base import SUBJECT_KEY_COLUMN, BindContext
 from veil.transforms.policy import Policy
 from veil.transforms.registry import REGISTRY
@@ -58,6 +59,77 @@ def reverse_ops(policy: Policy, fields: Sequence[str]) -> tuple[ReverseOp, ...]:
         where = f"policy {policy.source}" if policy.source else f"policy '{policy.purpose}'"
         raise ConfigError(f"{where}: cannot detokenize " + "; ".join(problems))
     return tuple(ops)
+
+
+@dataclass(frozen=True)
+class TinkExport:
+    """What a Tink keyset export of one output field holds (no key material).
+
+    Attributes:
+        output: the field's name in the data (e.g. `email_token`).
+        source: its input field (e.g. `email`).
+        spec: the working key (kind, HKDF info) and the associated data values are bound to.
+    """
+
+    output: str
+    source: str
+    spec: TinkKeySpec
+
+
+def _tink_spec(policy: Policy, source: str) -> TinkKeySpec | None:
+    spec = policy.fields[source]
+    make = REGISTRY[spec.action].tink_key
+    return make(spec, policy.purpose, source) if make is not None else None
+
+
+def tink_export(policy: Policy, output_field: str) -> TinkExport:
+    """The key a Tink keyset for `output_field` of `policy`'s view holds.
+
+    Only a key that protects this one field is handed out: fields made by an action Tink
+    cannot read (one-way actions, ff1, per-subject encryption) are refused, and so is a field
+    whose key also protects another output field of the policy (siv fields sharing a
+    `domain`; encrypt fields, which share the purpose's key), since the keyset would decrypt
+    those too.
+
+    Raises:
+        ConfigError: the field is unknown or cannot be exported, saying why.
+    """
+    where = f"policy {policy.source}" if policy.source else f"policy '{policy.purpose}'"
+    prefix = f"{where}: cannot export a Tink keyset for '{output_field}'"
+    by_output = policy.outputs
+    source = by_output.get(output_field)
+    if source is None:
+        raise ConfigError(f"{prefix}: it is not an output field of the policy (outputs: {', '.join(by_output)})")
+    action = policy.fields[source].action
+    try:
+        spec = _tink_spec(policy, source)
+    except ConfigError as error:
+        raise ConfigError(f"{prefix}: {error}") from None
+    if spec is None:
+        one_way = REGISTRY[action].reverse is None
+        reason = "which is one-way: nothing can decrypt it" if one_way else "which Tink cannot read"
+        raise ConfigError(f"{prefix}: it is made by {action}, {reason} (only tokenize siv and encrypt export)")
+    shared = []
+    for other_output, other in by_output.items():
+        if other == source:
+            continue
+        try:
+            other_spec = _tink_spec(policy, other)
+        except ConfigError:
+            continue
+        if other_spec is not None and (other_spec.kind, other_spec.info) == (spec.kind, spec.info):
+            shared.append(other_output)
+    if shared:
+        fix = (
+            "give each field its own 'domain'"
+            if spec.kind == "deterministic_aead"
+            else "the encrypt fields of one purpose share its key: keep one per policy, or use per_subject"
+        )
+        raise ConfigError(
+            f"{prefix}: its key also protects {', '.join(shared)}, so the keyset would decrypt "
+            f"{'that field' if len(shared) == 1 else 'those fields'} too; {fix}"
+        )
+    return TinkExport(output_field, source, spec)
 
 
 def restored_schema(schema: pa.Schema, ops: Sequence[ReverseOp]) -> pa.Schema:

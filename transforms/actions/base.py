@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from veil.errors import ActionError, ErrorCode, IntegrityError
 from veil.keys import KeyRing
+from veil.keys.tink_export import TinkKeySpec
 
 OnError = Literal["null", "drop_record", "fail"]
 Kind = Literal["string", "integer", "float", "date", "timestamp", "bool", "list", "null", "other"]
@@ -119,6 +120,9 @@ class Action:
             computes the output column with Arrow kernels (None when it cannot for that type);
             it must equal `bind` applied per value, nulls staying null. For an action with a
             `subject_input`, it is a `SubjectArrowFn`, given the per-subject column as well.
+        tink_key: optionally, params + purpose + input field -> the `TinkKeySpec` of the
+            field's working key, for a Tink keyset export (`veil keys export-tink`); it raises
+            `ConfigError` saying why when these params make values Tink cannot read.
     """
 
     name: str
@@ -132,6 +136,7 @@ class Action:
     reverse: Callable[[Any, BindContext], ValueFn] | None = None
     bind_column: Callable[[Any, BindContext], ColumnFn | None] | None = None
     bind_arrow: Callable[[Any, BindContext, pa.DataType], ArrowFn | SubjectArrowFn | None] | None = None
+    tink_key: Callable[[Any, str, str], TinkKeySpec] | None = None
     versioned: Callable[[Any], bool] = lambda _params: True
 
     @property

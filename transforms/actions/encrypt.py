@@ -3,7 +3,8 @@
 import base64
 from typing import Literal
 
-from veil.errors import ActionError, ErrorCode, IntegrityError, KeyShreddedError
+from veil.errors import ActionError, ConfigError, ErrorCode, IntegrityError, KeyShreddedError
+from veil.keys.tink_export import TinkKeySpec
 from veil.transforms.actions.base import (
     Action,
     ActionParams,
@@ -130,6 +131,16 @@ def _reverse(params: EncryptParams, ctx: BindContext):
     return decrypt
 
 
+def _tink_key(params: EncryptParams, purpose: str, field: str) -> TinkKeySpec:
+    """The purpose's AES-256-GCM key as a Tink Aead key; refused per subject (one key per subject)."""
+    if params.per_subject:
+        raise ConfigError(
+            "its values are encrypted per subject (one data key per customer, so erasure can shred it); "
+            "a Tink keyset cannot hold those keys: use 'veil detokenize' instead"
+        )
+    return TinkKeySpec("aead", key_info(purpose), associated_data(purpose, field))
+
+
 ACTION = Action(
     "encrypt",
     EncryptParams,
@@ -141,4 +152,5 @@ ACTION = Action(
     subject_input=lambda params: "key" if params.per_subject else None,
     reverse=_reverse,
     bind_column=_bind_column,
+    tink_key=_tink_key,
 )

@@ -4,8 +4,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from veil.errors import ActionError, ErrorCode, IntegrityError
+from veil.errors import ActionError, ConfigError, ErrorCode, IntegrityError
 from veil.keys.ff1 import ALPHABETS, FF1Layout
+from veil.keys.tink_export import TinkKeySpec
 from veil.transforms.actions.base import (
     Action,
     ActionParams,
@@ -172,6 +173,17 @@ def _bind_column(params: TokenizeParams, ctx: BindContext):
     return text_column(require_text, tokenize_texts)
 
 
+def _tink_key(params: TokenizeParams, purpose: str, field: str) -> TinkKeySpec:
+    """The domain's AES-SIV key as a Tink DeterministicAead key; refused for ff1 (Tink has no FF1)."""
+    if params.method == "ff1":
+        raise ConfigError(
+            "it is tokenized with ff1 (format-preserving), which neither Tink nor BigQuery implements: "
+            "use 'veil detokenize' instead"
+        )
+    info = key_info(purpose, params.domain or field)
+    return TinkKeySpec("deterministic_aead", info, info.encode("utf-8"))
+
+
 ACTION = Action(
     "tokenize",
     TokenizeParams,
@@ -182,4 +194,5 @@ ACTION = Action(
     reverse=_reverse,
     bind_column=_bind_column,
     versioned=lambda params: params.method != "ff1",
+    tink_key=_tink_key,
 )
