@@ -1,0 +1,61 @@
+"""phone: numbers `phonenumbers` finds valid in one of the given regions (or possible, when international)."""
+
+import re
+
+import phonenumbers
+
+from veil.transforms.detect.context import refused_by_context
+from veil.transforms.detect.date import find_dates
+from veil.transforms.detect.ip import find_ips
+from veil.transforms.detect.spans import Span
+
+DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "CA")
+_CANDIDATE = re.compile(
+    r"(?<![\w+@/:.,-])(?:\+ ?|00)?(?:\(\d{1,5}\) ?)?\d(?:[ .\-/]?\(?\d\)?){5,16}(?![\w@]|[.:/,-]\d)"
+)
+_TIME = re.compile(r"\d:\d\d")
+PREFILTER = r"\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d"
+
+
+def _number(candidate: str, regions: tuple[str, ...]) -> phonenumbers.PhoneNumber | None:
+    """The parsed number if valid in a region (or possible, written with +/00); None otherwise."""
+    international = candidate.startswith(("+", "00"))
+    for region in (None,) if international else regions:
+        try:
+            number = phonenumbers.parse("+" + candidate[2:] if candidate.startswith("00") else candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return number
+        if international and phonenumbers.is_possible_number(number) and any(not ch.isdigit() for ch in candidate[1:]):
+            return number
+    return None
+
+
+def find_phones(text: str, regions: tuple[str, ...] = DEFAULT_REGIONS, exclude: list[Span] = ()) -> list[Span]:
+    """Phone numbers in `text`.
+
+    A candidate is 7-15 digits with spaces, dots, dashes or brackets. It counts when
+    `phonenumbers` finds it valid for one of `regions`, or, written internationally (`+`/`00`) with
+    separators, possible (fictional `+1-555-...` numbers are scrubbed too). Refused: candidates
+    overlapping a date, an IP or an `exclude` span (cards, SSNs, IBANs found first), after `order #`, `invoice` and
+    similar words, and digit runs without a separator unless 10 or 11 digits long.
+    """
+    exclude = [*exclude, *find_dates(text), *find_ips(text)]
+    spans = []
+    for match in _CANDIDATE.finditer(text):
+        candidate, start, end = match.group(), match.start(), match.end()
+        digits = sum(ch.isdigit() for ch in candidate)
+        if not 7 <= digits <= 15 or _TIME.search(text, max(0, start - 3), min(len(text), end + 3)):
+            continue
+        if any(start < span.end and span.start < end for span in exclude):
+            continue
+        if candidate.isdigit() and not 10 <= len(candidate) <= 11:  # a bare digit run: an amount, a code, a timestamp
+            continue
+        if refused_by_context(text, start):
+            continue
+        number = _number(candidate, regions)
+        if number is not None:
+            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            spans.append(Span(start, end, "phone", e164))
+    return spans
