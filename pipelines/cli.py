@@ -94,6 +94,11 @@ def _quiet_workers(beam_args: list[str]) -> list[str]:
     return [*beam_args, "--default_sdk_harness_log_level=CRITICAL"]
 
 
+def _warn_to(terminal):
+    """A `warn` callback printing one `warning:` line on `terminal` (the real stderr while Beam runs)."""
+    return lambda line: print(f"warning: {line}", file=terminal, flush=True)
+
+
 def _split_beam_args(tokens: list[str]) -> tuple[list[str], list[str]]:
     """Policies vs. Beam pipeline options (`--flag value` or `--flag=value`) among free arguments."""
     policies, beam_args = [], []
@@ -155,6 +160,7 @@ def run(
             keyset=keyset,
             overwrite=overwrite,
             beam_args=beam_args,
+            warn=_warn_to(terminal),
         )
     if show:
         stderr_console().print(summary_table(manifests))
@@ -189,7 +195,7 @@ def detokenize(
         raise typer.BadParameter("name exactly one policy file", param_hint="POLICY")
     loaded = load_policy(policy_files[0])
     names = [name.strip() for name in fields.split(",") if name.strip()]
-    with beam_chatter_hidden(not _flags["verbose"]):
+    with beam_chatter_hidden(not _flags["verbose"]) as terminal:
         summary = detokenize_job(
             loaded,
             input,
@@ -201,6 +207,7 @@ def detokenize(
             output_format=format,
             overwrite=overwrite,
             beam_args=_quiet_workers(beam_args),
+            warn=_warn_to(terminal),
         )
     if sys.stderr.isatty():
         restored = ", ".join(f"{f} {n}" for f, n in summary["counts"]["restored"].items())

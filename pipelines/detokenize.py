@@ -7,6 +7,7 @@ unless `on_error` is `null`, when they become null and are counted. Every attemp
 not, appends one line to the audit log.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
@@ -15,8 +16,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
 from veil.keys import open_keyring
+from veil.pipelines import outputs
 from veil.pipelines.job import StagedJob, check_output_format, open_input
-from veil.pipelines.manifest import read_manifest
+from veil.pipelines.manifest import output_files, read_manifest
 from veil.pipelines.subject_keys import key_files
 from veil.transforms.audit import append_audit, audit_line
 from veil.transforms.beam import DetokenizeBatches
@@ -64,6 +66,7 @@ def detokenize_job(
     output_format: str = "parquet",
     overwrite: bool = False,
     beam_args: list[str] | None = None,
+    warn: Callable[[str], None] = outputs.warn_on_stderr,
 ) -> dict[str, Any]:
     """Restore `fields` of the veil output in `input_dir` into `output`; returns the run's summary.
 
@@ -81,7 +84,7 @@ def detokenize_job(
             f"input {input_dir} was made for purpose '{manifest.get('purpose')}', not '{policy.purpose}': "
             "only the policy that made the data can detokenize it"
         )
-    source = open_input(input_dir)
+    source = open_input(input_dir, output_files(input_dir, manifest)[0] if manifest else None)  # what it lists
     missing = [op.output for op in ops if op.output not in source.schema.names]
     if missing:
         raise ConfigError(f"input {input_dir} has no field {', '.join(missing)}")
@@ -89,9 +92,8 @@ def detokenize_job(
     keyset_path = resolve_keyset(policy, keyset)
     version = policy.recorded_key_version([op.output for op in ops], (manifest or {}).get("fields", {}), key_version)
     open_keyring(keyset_path)  # a wrong master key or keyset fails here, before any data moves
-    job = StagedJob([output], overwrite)
-    staging = job.stage(output)
     audit_path = resolve_audit_log(policy, keyset_path)
+    job = StagedJob([output], overwrite, warn=warn)  # locks `output` until the `with job` block ends
     audit = {
         "policy": policy.source,
         "policy_sha256": policy.sha256,
@@ -118,7 +120,7 @@ def detokenize_job(
             >> DetokenizeBatches(
                 policy, fields, keyset=keyset_path, key_version=version, subject_key_rows=key_rows(pipeline)
             )
-            | "Write" >> WriteBatches(FileSystems.join(staging, "part"), output_format, schema)
+            | "Write" >> WriteBatches(FileSystems.join(job.stage(output), "part"), output_format, schema)
         )
 
     with job:  # a failure from here on (the pipeline, a refusal after counting) removes the staging folder

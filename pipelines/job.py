@@ -5,6 +5,7 @@ and reading the counts back from Beam Metrics."""
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -52,9 +53,13 @@ class InputSet:
         }
 
 
-def open_input(pattern: str) -> InputSet:
-    """Match `pattern` and read its schema; `InputError` for nothing, mixed formats or bad files."""
-    files = match_inputs(pattern)
+def open_input(pattern: str, files: list[str] | None = None) -> InputSet:
+    """Match `pattern` (or take its `files`, as a manifest lists them) and read the schema.
+
+    Raises:
+        InputError: nothing matched, mixed formats or bad files.
+    """
+    files = files or match_inputs(pattern)
     formats = {format_of(path) for path in files}
     if len(formats) > 1:
         raise InputError(f"input {pattern} mixes formats ({', '.join(sorted(formats))}); name files of one format")
@@ -130,25 +135,43 @@ class StagedJob:
         runner: the Beam runner's name (once the pipeline has run).
     """
 
-    def __init__(self, folders: Sequence[str], overwrite: bool):
-        for folder in folders:
-            outputs.check_output(folder, overwrite)
+    def __init__(
+        self, folders: Sequence[str], overwrite: bool, *, warn: Callable[[str], None] = outputs.warn_on_stderr
+    ):
         self.run_id, self.started = new_run_id(), utc_now()
         self.finished: str | None = None
         self.runner: str | None = None
         self._result = None
         self._stagings: dict[str, str] = {}
+        self._folders, self._warn, self._claim = set(folders), warn, ExitStack()
+        self._claim.enter_context(outputs.claim(folders, self.run_id, warn=warn))  # lock, then clean up the dead
+        try:
+            for folder in folders:
+                outputs.check_output(folder, overwrite)
+        except BaseException:
+            self._claim.close()
+            raise
 
     def __enter__(self) -> "StagedJob":
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if kind is not None:
-            self.discard()
+        try:
+            if kind is not None:
+                self.discard()
+        finally:
+            self._claim.close()  # the output folders' locks
 
     def stage(self, folder: str) -> str:
-        """The staging folder of `folder` in this run (where the pipeline writes what `commit` publishes)."""
-        return self._stagings.setdefault(folder, outputs.staging_dir(folder, self.run_id))
+        """The staging folder of `folder` in this run (where the pipeline writes what `commit` publishes).
+
+        Folders other than the locked outputs (a subject key table) are first cleaned of dead runs' staging.
+        """
+        if folder not in self._stagings:
+            if folder not in self._folders:
+                outputs.remove_stale_staging(folder, self._warn)
+            self._stagings[folder] = outputs.open_staging(folder, self.run_id)
+        return self._stagings[folder]
 
     def run(self, build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None) -> None:
         """Build the pipeline with `build` and run it to the end."""

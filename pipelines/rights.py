@@ -7,7 +7,7 @@ subjects flow. Every command here appends a line to the audit log, with no value
 """
 
 import json
-import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +18,10 @@ from apache_beam.io.filesystems import FileSystems
 from veil import _fs
 from veil.errors import ConfigError, InputError
 from veil.keys import open_keyring
-from veil.pipelines.manifest import read_manifest
+from veil.pipelines.job import new_run_id
+from veil.pipelines.locks import folder_lock
+from veil.pipelines.manifest import output_files, read_manifest
+from veil.pipelines.outputs import pause_point, warn_on_stderr
 from veil.pipelines.subject_keys import delete_subject_keys
 from veil.transforms.actions.base import BindContext
 from veil.transforms.audit import append_audit, audit_line
@@ -63,8 +66,19 @@ def erasure_files(table: str) -> list[str]:
         return []
 
 
-def erase_subjects(policy: Policy, subjects: list[str], *, keyset: str | None = None) -> int:
-    """Append the references of `subjects` to the erasure table; returns how many were added."""
+ERASE_WAIT_SECONDS = 60.0  # a second `veil erase` on the same table waits this long for the first
+
+
+def erase_subjects(
+    policy: Policy, subjects: list[str], *, keyset: str | None = None, warn: Callable[[str], None] = warn_on_stderr
+) -> int:
+    """Append the references of `subjects` to the erasure table; returns how many were added.
+
+    Under the table's lock (a concurrent `veil erase` waits its turn, so both take effect):
+    the erasure is recorded by one file written aside and renamed into place (all the
+    subjects or none), then the subject keys of every recorded subject are deleted (so a
+    kill between the two is completed by the next `veil erase` on the table), then audited.
+    """
     table = _erasure_table(policy)
     erasure_files(table)  # the table must exist
     keyset_path = resolve_keyset(policy, keyset)
@@ -72,15 +86,32 @@ def erase_subjects(policy: Policy, subjects: list[str], *, keyset: str | None = 
     refs = sorted({ref for ref in (subject_ref(keyring, s.strip()) for s in subjects if s.strip()) if ref})
     if not refs:
         raise ConfigError("name at least one subject id to erase")
-    now = datetime.now(timezone.utc)
-    rows = pa.table({"subject_ref": refs, "erased_at": [now] * len(refs)}, schema=ERASURE_SCHEMA)
-    name = f"erased-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.parquet"
-    sink = pa.BufferOutputStream()
-    pq.write_table(rows, sink)
-    _fs.write_bytes(FileSystems.join(table, name), sink.getvalue().to_pybytes())
-    shredded = delete_subject_keys(policy.subject_keys, set(refs)) if policy.subject_keys else 0
+    run_id = new_run_id()
+    with folder_lock(table, run_id, warn=warn, wait=ERASE_WAIT_SECONDS, what=f"erasure table {table}"):
+        now = datetime.now(timezone.utc)
+        rows = pa.table({"subject_ref": refs, "erased_at": [now] * len(refs)}, schema=ERASURE_SCHEMA)
+        sink = pa.BufferOutputStream()
+        pq.write_table(rows, sink)
+        _fs.write_bytes(FileSystems.join(table, f"erased-{run_id}.parquet"), sink.getvalue().to_pybytes())
+        pause_point("erase-recorded")
+        shredded = _shred_erased(policy.subject_keys, table, run_id, warn) if policy.subject_keys else 0
     _audit(policy, keyset_path, "erase", subjects=len(refs), table=table, subject_keys_deleted=shredded)
     return len(refs)
+
+
+def erased_refs(table: str) -> set[str]:
+    """Every subject reference the erasure table records."""
+    refs: set[str] = set()
+    for path in erasure_files(table):
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            refs.update(pq.read_table(handle, columns=["subject_ref"]).column(0).drop_null().to_pylist())
+    return refs
+
+
+def _shred_erased(keys_table: str, table: str, run_id: str, warn: Callable[[str], None]) -> int:
+    """Delete the subject keys of every subject `table` records (this erasure's and any a kill left)."""
+    with folder_lock(keys_table, run_id, warn=warn, wait=ERASE_WAIT_SECONDS, what=f"subject key table {keys_table}"):
+        return delete_subject_keys(keys_table, erased_refs(table))
 
 
 def _audit(policy: Policy, keyset_path: str, event: str, **facts: Any) -> None:
@@ -125,7 +156,7 @@ def export_subject(policy: Policy, subject: str, input_dir: str, *, keyset: str 
     if manifest and manifest.get("purpose") != policy.purpose:
         raise ConfigError(f"input {input_dir} was made for purpose '{manifest.get('purpose')}', not '{policy.purpose}'")
     ((field, value),) = matches.items()
-    files = [f for f in match_inputs(input_dir) if f.endswith(".parquet")]
+    files = [f for f in output_files(input_dir, manifest)[0] if f.endswith(".parquet")]  # as its manifest lists
     if not files:
         raise InputError(f"input {input_dir} has no Parquet files (export reads veil's Parquet outputs)")
     rows = []

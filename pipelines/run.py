@@ -4,6 +4,7 @@ Arrow batches flow end to end (read -> SanitizeBatches -> write); counts come ba
 Metrics into each view's manifest.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import ConfigError, InputError
 from veil.keys import open_keyring
+from veil.pipelines import outputs
 from veil.pipelines.job import InputSet, StagedJob, check_output_format, open_input
 from veil.pipelines.k_anonymity import enforce_k_anonymity, manifest_entry
 from veil.pipelines.manifest import build_manifest, schema_fields
@@ -141,8 +143,12 @@ def run_job(
     keyset: str | None = None,
     overwrite: bool = False,
     beam_args: list[str] | None = None,
+    warn: Callable[[str], None] = outputs.warn_on_stderr,
 ) -> list[dict[str, Any]]:
     """Run every policy over the input; returns one manifest per view.
+
+    The output folders are locked for the run (see `StagedJob`); `warn` gets one line when a
+    dead run's lock or staging folders are cleaned up.
 
     Raises:
         VeilError: a bad policy, input, key or output, or data refused by the policy.
@@ -150,7 +156,7 @@ def run_job(
     check_output_format(output_format)
     source = open_input(input_pattern)
     views = plan_views(policies, source.schema, output, keyset)
-    job = StagedJob([view.folder for view in views], overwrite)
+    job = StagedJob([view.folder for view in views], overwrite, warn=warn)
     key_tables = sorted({view.plan.policy.subject_keys for view in views if view.plan.policy.subject_keys})
     summaries = {}  # purpose -> the k-anonymity stage's summary
 

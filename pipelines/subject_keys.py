@@ -7,7 +7,6 @@ copy and backup of every output. Subjects appear only as keyed references.
 """
 
 import posixpath
-import uuid
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,6 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil import _fs
 from veil.errors import InputError
+from veil.pipelines.outputs import discard, pause_point
 from veil.transforms.io import match_inputs
 
 PATTERN = "keys-*.parquet"
@@ -30,18 +30,28 @@ def key_files(table: str) -> list[str]:
 
 
 def publish_new_keys(staging: str, table: str, run_id: str) -> int:
-    """Move the key files a run staged into the table; returns how many files were added."""
-    staged = [m.path for m in FileSystems.match([FileSystems.join(staging, "keys-*")])[0].metadata_list]
-    if staged:
-        targets = [FileSystems.join(table, f"keys-{run_id}-{posixpath.basename(p)[len('keys-') :]}") for p in staged]
-        FileSystems.rename(staged, targets)
-    if FileSystems.exists(staging):
-        FileSystems.delete([staging])
+    """Move the key files a run staged into the table; returns how many files were added.
+
+    Each file is renamed into place whole (readers see it entirely or not at all), and the
+    run publishes its data only after this returned, so no published ciphertext depends on a
+    key that was not kept. A kill in between leaves keys no data uses yet: harmless.
+    """
+    staged = sorted(m.path for m in FileSystems.match([FileSystems.join(staging, "keys-*")])[0].metadata_list)
+    for path in staged:
+        FileSystems.rename([path], [FileSystems.join(table, f"keys-{run_id}-{posixpath.basename(path)[5:]}")])
+        pause_point("keys-published")
+    discard(staging)
     return len(staged)
 
 
 def delete_subject_keys(table: str, refs: set[str]) -> int:
-    """Rewrite the table without the rows of `refs`; returns how many keys were deleted."""
+    """Rewrite the table without the rows of `refs`; returns how many keys were deleted.
+
+    Each file is replaced in one atomic step under its own name, so a kill leaves every file
+    either as it was or without the rows, never torn and never doubled. Idempotent: deleting
+    again what is already gone deletes nothing. Callers serialise rewrites (`veil erase` holds
+    the table's lock), since two rewrites of one file at once would lose one of them.
+    """
     deleted = 0
     for path in key_files(table):
         with FileSystems.open(path, compression_type="uncompressed") as handle:
@@ -52,8 +62,7 @@ def delete_subject_keys(table: str, refs: set[str]) -> int:
             continue
         sink = pa.BufferOutputStream()
         pq.write_table(rows.filter(pc.invert(doomed)), sink)
-        replacement = FileSystems.join(table, f"keys-{uuid.uuid4().hex}.parquet")
-        _fs.write_bytes(replacement, sink.getvalue().to_pybytes())
-        FileSystems.delete([path])
+        _fs.write_bytes(path, sink.getvalue().to_pybytes())  # written aside, renamed over: never torn
         deleted += hits
+        pause_point("keys-shredded")
     return deleted
