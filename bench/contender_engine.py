@@ -35,7 +35,7 @@ def main() -> None:
     gathered: list[pa.RecordBatch] = []  # veil run writes up to BATCHES_PER_ROW_GROUP batches per row group
     with pq.ParquetWriter(os.path.join(args.output, "part-00000.parquet"), plan.output_schema) as out:
         for batch in source.iter_batches(batch_size=ROWS_PER_BATCH, columns=list(plan.input_fields)):
-            protected, counts = bound.apply_batch(batch)
+            protected, counts, _ = bound.apply_batch(batch)
             read += counts["read"]
             written += counts["written"]
             gathered.append(protected)

@@ -3,7 +3,6 @@
 import os
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -39,35 +38,22 @@ def beam_chatter_hidden(hidden: bool) -> Iterator[TextIO]:
 def run_with_progress(
     policies, input_pattern: str, output: str, *, show: bool, terminal: TextIO, **options: Any
 ) -> list[dict]:
-    """`run_job`, with a live line on `terminal` (rows done of the total where known, elapsed) when `show`."""
+    """`run_job`, with a live line on `terminal` (a spinner and the time elapsed) when `show`.
+
+    Rows done are not polled while the job runs: the counts are the runner's (Beam metrics,
+    which the DirectRunner reports when the job ends, and a Dataflow job in its console), and
+    the summary table shows them.
+    """
     if not show:
         return run_job(policies, input_pattern, output, **options)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from veil.pipelines.run import input_rows
-    from veil.transforms.beam import progress
-    from veil.transforms.io import format_of, match_inputs
+    columns = [SpinnerColumn(), TextColumn("veil run"), TimeElapsedColumn()]
 
-    files = match_inputs(input_pattern)
-    rows = input_rows(files, format_of(files[0]))
-    total = rows * len(policies) if rows is not None else None
-    start_rows, done = progress.rows, threading.Event()
-    columns = [TextColumn("veil run"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn()]
     with Progress(*columns, transient=True, console=Console(file=terminal)) as bar:
-        task = bar.add_task("run", total=total)
-
-        def poll() -> None:
-            while not done.wait(0.2):
-                bar.update(task, completed=progress.rows - start_rows)
-
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        try:
-            return run_job(policies, input_pattern, output, **options)
-        finally:
-            done.set()
-            poller.join()
+        bar.add_task("run", total=None)  # rows done come from the run's counters when it ends (summary)
+        return run_job(policies, input_pattern, output, **options)
 
 
 def summary_table(manifests: Sequence[dict]) -> Table:

@@ -49,7 +49,7 @@ def _samples(table, count: int = 2) -> list[dict]:
 def _as_seen_by(policy: Policy, schema, keyset: str, rows: list[dict], folder: str) -> list[dict]:
     """The output rows of `rows`, found in the view by their deterministic first field."""
     plan = compile_plan(policy, schema)
-    expected, _ = BoundPlan(plan, open_keyring(keyset)).apply_rows(rows)
+    expected = BoundPlan(plan, open_keyring(keyset)).apply_records(rows).records
     key = plan.ops[0].output
     wanted = {row[key] for row in expected}
     found = {row[key]: row for row in pq.read_table(folder).to_pylist() if row[key] in wanted}

@@ -10,8 +10,6 @@ not, appends one line to the audit log.
 from collections.abc import Callable
 from typing import Any
 
-import apache_beam as beam
-import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
@@ -19,39 +17,13 @@ from veil.keys import open_keyring
 from veil.pipelines import outputs
 from veil.pipelines.job import StagedJob, check_output_format, open_input
 from veil.pipelines.manifest import output_files, read_manifest
-from veil.pipelines.subject_keys import key_files
 from veil.transforms.audit import append_audit, audit_line
 from veil.transforms.beam import DetokenizeBatches
-from veil.transforms.gates import SUBJECT_KEY_SCHEMA
 from veil.transforms.io import ReadBatches, WriteBatches
 from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
-from veil.transforms.reverse import FAILED, RESTORED, SHREDDED, restored_schema, reverse_ops
+from veil.transforms.reverse import restore_counts, restored_schema, reverse_ops
 
 ON_ERROR = ("fail", "null")
-
-
-def _unrestored(counts: dict[str, int], on_error: str) -> tuple[dict[str, int], dict[str, int]]:
-    """(failed, shredded) values per field from a run's counts; with `on_error: fail`, refuse any.
-
-    Raises:
-        KeyShreddedError: values were encrypted under deleted subject keys.
-        IntegrityError: values failed authentication.
-    """
-    failed = {name[len(FAILED) :]: n for name, n in counts.items() if name.startswith(FAILED) and n}
-    shredded = {name[len(SHREDDED) :]: n for name, n in counts.items() if name.startswith(SHREDDED) and n}
-    if shredded and on_error == "fail":
-        raise KeyShreddedError(
-            "; ".join(f"field '{f}': {n} value{'s' if n > 1 else ''}" for f, n in shredded.items())
-            + " were encrypted under subject keys deleted by an erasure (crypto-shredded) and cannot be "
-            "restored; nothing was written. Use --on-error null to write them as null"
-        )
-    if failed and on_error == "fail":
-        raise IntegrityError(
-            "; ".join(f"field '{f}': {n} value{'s' if n > 1 else ''} failed authentication" for f, n in failed.items())
-            + " (tampered, made for another purpose or field, or under an unknown key); nothing was written. "
-            "Use --on-error null to write them as null"
-        )
-    return failed, shredded
 
 
 def detokenize_job(
@@ -92,45 +64,30 @@ def detokenize_job(
     keyset_path = resolve_keyset(policy, keyset)
     version = policy.recorded_key_version([op.output for op in ops], (manifest or {}).get("fields", {}), key_version)
     open_keyring(keyset_path)  # a wrong master key or keyset fails here, before any data moves
-    audit_path = resolve_audit_log(policy, keyset_path)
     job = StagedJob([output], overwrite, warn=warn)  # locks `output` until the `with job` block ends
-    audit = {
-        "policy": policy.source,
-        "policy_sha256": policy.sha256,
-        "purpose": policy.purpose,
-        "fields": [op.output for op in ops],
-        "input": input_dir,
-        "output": output,
-        "run_id": job.run_id,
-    }
-
-    def key_rows(pipeline):
-        if not policy.subject_keys:
-            return None
-        files = key_files(policy.subject_keys)
-        if not files:
-            return pipeline | "NoSubjectKeys" >> beam.Create([]).with_output_types(pa.RecordBatch)
-        return pipeline | "ReadSubjectKeys" >> ReadBatches(files, "parquet", SUBJECT_KEY_SCHEMA)
+    facts = {"input": input_dir, "output": output, "run_id": job.run_id}
+    detokenize = DetokenizeBatches(
+        policy, fields, keyset=keyset_path, key_version=version, audit_facts=facts, on_error=on_error
+    )  # the pipeline appends the run's one audit line once the restore has run
 
     def build(pipeline) -> None:
         _ = (
             pipeline
             | "Read" >> ReadBatches(source.files, source.format, source.schema)
-            | "Detokenize"
-            >> DetokenizeBatches(
-                policy, fields, keyset=keyset_path, key_version=version, subject_key_rows=key_rows(pipeline)
-            )
+            | "Detokenize" >> detokenize
             | "Write" >> WriteBatches(FileSystems.join(job.stage(output), "part"), output_format, schema)
         )
 
     with job:  # a failure from here on (the pipeline, a refusal after counting) removes the staging folder
         try:
             job.run(build, beam_args)
-            counts = job.counts(policy.purpose)
-            failed, shredded = _unrestored(counts, on_error)
-        except VeilError as error:
-            append_audit(audit_path, audit_line("detokenize", **audit, outcome="failed", error=type(error).__name__))
+        except (IntegrityError, KeyShreddedError):  # the refusal of the audit stage: its line is written
             raise
+        except VeilError as error:  # the pipeline stopped before its audit stage: this attempt's line
+            line = audit_line("detokenize", **detokenize.audit_facts, outcome="failed", error=type(error).__name__)
+            append_audit(resolve_audit_log(policy, keyset_path), line)
+            raise
+        counts = restore_counts(job.counts(policy.purpose))
         summary = {
             "kind": "detokenize",
             "run_id": job.run_id,
@@ -143,12 +100,7 @@ def detokenize_job(
             "runner": job.runner,
             "keys": {"keyset": keyset_path, "ff1_key_version": version},
             "fields": {op.output: {"restored_as": op.source, "action": op.action} for op in ops},
-            "counts": {
-                "restored": {n[len(RESTORED) :]: v for n, v in counts.items() if n.startswith(RESTORED)},
-                "failed": failed,
-                "shredded": shredded,
-            },
+            "counts": counts,
         }
         job.commit(output, summary)
-    append_audit(audit_path, audit_line("detokenize", **audit, outcome="ok", counts=summary["counts"]))
     return summary

@@ -25,14 +25,11 @@ from veil.pipelines.outputs import pause_point, warn_on_stderr
 from veil.pipelines.subject_keys import delete_subject_keys
 from veil.transforms.actions.base import BindContext
 from veil.transforms.audit import append_audit, audit_line
-from veil.transforms.io import match_inputs
 from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
 from veil.transforms.registry import REGISTRY
 from veil.transforms.reverse import BoundReverse, reverse_ops
 from veil.transforms.subjects import subject_ref
-
-MARKER = "_veil_erasure_table"
-ERASURE_SCHEMA = pa.schema([("subject_ref", pa.string()), ("erased_at", pa.timestamp("us", tz="UTC"))])
+from veil.transforms.tables import ERASURE_MARKER, ERASURE_SCHEMA, erasure_files
 
 
 def _erasure_table(policy: Policy) -> str:
@@ -46,24 +43,11 @@ def _erasure_table(policy: Policy) -> str:
 def init_erasure_table(policy: Policy) -> str:
     """Create the policy's (empty) erasure table; refuses to touch an existing one."""
     table = _erasure_table(policy)
-    marker = FileSystems.join(table, MARKER)
+    marker = FileSystems.join(table, ERASURE_MARKER)
     if _fs.exists(marker):
         raise ConfigError(f"erasure table {table} already exists")
     _fs.write_bytes(marker, b'{"veil_erasure_table": 1, "columns": ["subject_ref", "erased_at"]}\n')
     return table
-
-
-def erasure_files(table: str) -> list[str]:
-    """The Parquet files of an existing erasure table (possibly none)."""
-    if not _fs.exists(FileSystems.join(table, MARKER)):
-        raise InputError(
-            f"erasure table {table} does not exist: create it with 'veil erase POLICY --init' "
-            "(a wrong path must not let erased subjects flow)"
-        )
-    try:
-        return match_inputs(FileSystems.join(table, "erased-*.parquet"))
-    except InputError:
-        return []
 
 
 ERASE_WAIT_SECONDS = 60.0  # a second `veil erase` on the same table waits this long for the first

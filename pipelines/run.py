@@ -9,23 +9,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from veil.errors import ConfigError, InputError
+from veil.errors import ConfigError
 from veil.keys import open_keyring
 from veil.pipelines import outputs
-from veil.pipelines.job import InputSet, StagedJob, check_output_format, open_input
+from veil.pipelines.job import StagedJob, check_output_format, open_input
 from veil.pipelines.k_anonymity import enforce_k_anonymity, manifest_entry
 from veil.pipelines.manifest import build_manifest, schema_fields
 from veil.pipelines.report import report_job
-from veil.pipelines.rights import ERASURE_SCHEMA, erasure_files
-from veil.pipelines.subject_keys import key_files, publish_new_keys
+from veil.pipelines.subject_keys import publish_new_keys
 from veil.transforms.beam import SanitizeBatches
-from veil.transforms.gates import SUBJECT_KEY_SCHEMA
 from veil.transforms.io import ReadBatches, WriteBatches
 from veil.transforms.plan import Plan, compile_plan, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
+from veil.transforms.tables import SUBJECT_KEY_SCHEMA, GateTables
 
 
 @dataclass(frozen=True)
@@ -37,70 +35,14 @@ class View:
         folder: where its files and manifest go.
         keyset: the keyset path (None when nothing is keyed).
         key_version: the root key version used (None when nothing is keyed).
+        tables: the consent, erasure and subject key tables its policy names, found on the driver.
     """
 
     plan: Plan
     folder: str
     keyset: str | None
     key_version: int | None
-    consent_table: InputSet | None = None
-    erasure_files: list[str] | None = None
-    subject_key_files: list[str] | None = None
-
-    def gate_tables(self, pipeline: beam.Pipeline) -> dict[str, Any]:
-        """The consent and erasure tables this view's policy gates on, as PCollections of batches."""
-        purpose, tables = self.plan.policy.purpose, {}
-        if self.consent_table is not None:
-            table = self.consent_table
-            tables["consent_rows"] = pipeline | f"ReadConsent[{purpose}]" >> ReadBatches(
-                table.files, table.format, table.schema
-            )
-        if self.erasure_files is not None:
-            label = f"ReadErasures[{purpose}]"
-            tables["erased_rows"] = (
-                pipeline | label >> ReadBatches(self.erasure_files, "parquet", ERASURE_SCHEMA)
-                if self.erasure_files
-                else pipeline | label >> beam.Create([]).with_output_types(pa.RecordBatch)
-            )
-        if self.subject_key_files is not None:
-            label = f"ReadSubjectKeys[{purpose}]"
-            tables["subject_key_rows"] = (
-                pipeline | label >> ReadBatches(self.subject_key_files, "parquet", SUBJECT_KEY_SCHEMA)
-                if self.subject_key_files
-                else pipeline | label >> beam.Create([]).with_output_types(pa.RecordBatch)
-            )
-        return tables
-
-
-def input_rows(files: list[str], fmt: str) -> int | None:
-    """Rows in the input when cheap to know (Parquet footers), else None."""
-    if fmt != "parquet":
-        return None
-    import pyarrow.parquet as pq
-
-    total = 0
-    for path in files:
-        with FileSystems.open(path, compression_type="uncompressed") as handle:
-            total += pq.ParquetFile(handle).metadata.num_rows
-    return total
-
-
-def _consent_table(policy: Policy) -> InputSet | None:
-    if not (policy.consent and policy.consent.table):
-        return None
-    table = open_input(policy.consent.table)
-    wanted = policy.consent.columns.model_dump().values()
-    missing = [name for name in wanted if name not in table.schema.names]
-    if missing:
-        raise InputError(
-            f"consent table {policy.consent.table} has no column {', '.join(missing)} "
-            "(name yours under consent.columns: subject, purpose, granted, at)"
-        )
-    return table
-
-
-def _erasure(policy: Policy) -> list[str] | None:
-    return erasure_files(policy.erasure.table) if policy.erasure else None
+    tables: GateTables = GateTables()
 
 
 def plan_views(policies: list[Policy], schema, output: str, keyset: str | None) -> list[View]:
@@ -129,8 +71,7 @@ def plan_views(policies: list[Policy], schema, output: str, keyset: str | None) 
             version = keyring.resolve_version(policy.key_version) if plan.keyed else None
             if subject_gates(policy):
                 keyring.subject_prf()  # a keyset without a subject key fails here, not on the workers
-        key_files_ = key_files(policy.subject_keys) if policy.subject_keys else None
-        views.append(View(plan, folder, path, version, _consent_table(policy), _erasure(policy), key_files_))
+        views.append(View(plan, folder, path, version, GateTables.of(policy)))
     return views
 
 
@@ -165,18 +106,13 @@ def run_job(
         batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema, sorted(needed) or None)
         for view in views:
             purpose, policy, staging = view.plan.policy.purpose, view.plan.policy, job.stage(view.folder)
-            sanitize = SanitizeBatches(
-                policy,
-                schema=source.schema,
-                keyset=view.keyset,
-                key_version=view.key_version,
-                **view.gate_tables(pipeline),
-            )
+            sanitize = SanitizeBatches(view.plan, keyset=view.keyset, key_version=view.key_version, tables=view.tables)
             write = WriteBatches(FileSystems.join(staging, "part"), output_format, view.plan.output_schema)
-            sanitized = batches | f"Sanitize[{purpose}]" >> sanitize
-            if sanitize.new_subject_keys is not None:  # appended to the key table only if the run succeeds
+            result = batches | f"Sanitize[{purpose}]" >> sanitize
+            sanitized = result.output
+            if policy.subject_keys:  # appended to the key table only if the run succeeds
                 key_prefix = FileSystems.join(job.stage(policy.subject_keys), "keys")
-                _ = sanitize.new_subject_keys | f"WriteKeys[{purpose}]" >> WriteBatches(
+                _ = result.new_subject_keys | f"WriteKeys[{purpose}]" >> WriteBatches(
                     key_prefix, "parquet", SUBJECT_KEY_SCHEMA
                 )
             if policy.k_anonymity is not None:  # dataset gate: suppress (or refuse) small classes

@@ -14,19 +14,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from veil import _fs
-from veil.errors import InputError
 from veil.pipelines.outputs import discard, pause_point
-from veil.transforms.io import match_inputs
-
-PATTERN = "keys-*.parquet"
-
-
-def key_files(table: str) -> list[str]:
-    """The table's Parquet files (none when the table does not exist yet)."""
-    try:
-        return match_inputs(FileSystems.join(table, PATTERN))
-    except InputError:
-        return []
+from veil.transforms.tables import key_files
 
 
 def publish_new_keys(staging: str, table: str, run_id: str) -> int:

@@ -57,3 +57,8 @@ def test_the_pipeline_example_runs(tmp_path, monkeypatch, keyset):
         == {"customer_key", "age_band", "zip3", "gender", "country", "income_band", "signup_month"}
     )
     assert sorted(r["customer_key"] for r in lines) == sorted(r["customer_key"] for r in batches)
+    letters = [
+        line for f in (tmp_path / "out").glob("analytics-dead-letters*.jsonl") for line in f.read_text().splitlines()
+    ]
+    assert letters == []  # synthetic customers are clean: nothing failed (the file exists, empty)
+    assert list((tmp_path / "out").glob("analytics-dead-letters*.jsonl"))

@@ -6,23 +6,25 @@ the job graph. Counts go to Beam Metrics under the namespace `veil.<purpose>`:
 `read`, `written`, `dropped.<reason>`, `field_errors.<input field>`.
 """
 
-import threading
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam import pvalue
 
-from veil.errors import ConfigError
+from veil.errors import ConfigError, IntegrityError, KeyShreddedError
 from veil.keys import open_keyring
+from veil.transforms.actions.base import INTERNAL_PREFIX
+from veil.transforms.audit import append_audit, audit_line
 from veil.transforms.counting import CountingFn, metrics_namespace
-from veil.transforms.engine import ROWS_PER_BATCH, BoundPlan, Record
+from veil.transforms.engine import ROWS_PER_BATCH, BoundPlan, records_batch
 from veil.transforms.gates import AttachSubjectKeys, SubjectGates
 from veil.transforms.plan import Plan, compile_plan, subject_gates
-from veil.transforms.policy import Policy, resolve_keyset
-from veil.transforms.registry import REGISTRY
-from veil.transforms.reverse import BoundReverse, reverse_ops
+from veil.transforms.policy import Policy, resolve_audit_log, resolve_keyset
+from veil.transforms.reverse import BoundReverse, refuse_unrestored, restore_counts, reverse_ops
+from veil.transforms.tables import GateTables
 
 __all__ = [
     "ArrowBatchCoder",
@@ -30,27 +32,9 @@ __all__ = [
     "DetokenizeBatches",
     "Sanitize",
     "SanitizeBatches",
+    "SanitizeResult",
     "metrics_namespace",
-    "progress",
 ]
-
-
-class _Progress:
-    """Rows seen by sanitizing DoFns in this process: a progress hint for the local CLI only."""
-
-    def __init__(self) -> None:
-        self._lock, self._rows = threading.Lock(), 0
-
-    def add(self, rows: int) -> None:
-        with self._lock:
-            self._rows += rows
-
-    @property
-    def rows(self) -> int:
-        return self._rows
-
-
-progress = _Progress()
 
 
 class ArrowBatchCoder(beam.coders.Coder):
@@ -78,95 +62,135 @@ class ArrowBatchCoder(beam.coders.Coder):
 beam.coders.registry.register_coder(pa.RecordBatch, ArrowBatchCoder)
 
 
+DEAD_LETTERS = "dead_letters"
+
+
+class SanitizeResult(NamedTuple):
+    """What `Sanitize` and `SanitizeBatches` give back (as Beam's `with_exception_handling` does).
+
+    Attributes:
+        output: the protected view (dict records for `Sanitize`, RecordBatches for `SanitizeBatches`).
+        dead_letters: one dict per value that could not be protected (`veil.transforms.engine.DeadLetter`
+            fields: purpose, field, action, code, on_error, position, subject_ref), never the value.
+        new_subject_keys: RecordBatches of the subject keys made for subjects without one (empty
+            unless the policy has a subject key table); append them to the table once the pipeline
+            succeeded (`veil run` does), or the ciphertexts made with them cannot be read back.
+    """
+
+    output: beam.PCollection
+    dead_letters: beam.PCollection
+    new_subject_keys: beam.PCollection
+
+
 class _SanitizeFn(CountingFn):
-    """Shared setup: compile (if needed) and bind the plan on the worker, count outcomes."""
+    """Bind the plan on the worker (compiling it per input schema when none was given), apply it to
+    each batch, count outcomes and emit dead letters (tagged)."""
 
     def __init__(
-        self, plan: Plan | None, policy: Policy, keyset: str | None, key_version: int | None, count_read: bool = True
+        self,
+        plan: Plan | None,
+        policy: Policy,
+        keyset: str | None,
+        key_version: int | None,
+        gated: bool,
+        positions: bool,
     ):
         super().__init__(policy.purpose)
         self._plan, self._policy = plan, policy
-        self._keyset, self._key_version, self._count_read = keyset, key_version, count_read
+        self._keyset, self._key_version, self._gated, self._positions = keyset, key_version, gated, positions
 
     def setup(self) -> None:
         self._keyring = open_keyring(self._keyset) if self._keyset else None
         self._bound: dict[Any, BoundPlan] = {}
 
-    def _bound_plan(self, schema: pa.Schema | None) -> BoundPlan:
+    def _bound_plan(self, schema: pa.Schema) -> BoundPlan:
         key = None if self._plan is not None else schema
         bound = self._bound.get(key)
         if bound is None:
-            plan = self._plan or compile_plan(self._policy, schema)
+            inputs = pa.schema([f for f in schema if not f.name.startswith(INTERNAL_PREFIX)])
+            plan = self._plan or compile_plan(self._policy, inputs)
             bound = self._bound[key] = BoundPlan(plan, self._keyring, self._key_version)
         return bound
 
-    def _count(self, counts: Counter) -> None:
-        progress.add(counts["read"])
-        if not self._count_read:  # a gate upstream counted what was read
+    def process(self, batch: pa.RecordBatch) -> Iterable[Any]:
+        applied = self._bound_plan(batch.schema).apply_batch(batch, positions=self._positions)
+        counts = applied.counts
+        if self._gated:  # the gate upstream counted what was read
             del counts["read"]
-        super()._count(counts)
-
-
-class _SanitizeBatchFn(_SanitizeFn):
-    def process(self, batch: pa.RecordBatch) -> Iterable[pa.RecordBatch]:
-        out, counts = self._bound_plan(batch.schema).apply_batch(batch)
         self._count(counts)
-        if out.num_rows:
-            yield out
+        for letter in applied.dead_letters:
+            yield pvalue.TaggedOutput(DEAD_LETTERS, letter._asdict())
+        if applied.batch.num_rows:
+            yield applied.batch
 
 
-class _SanitizeRowsFn(_SanitizeFn):
-    def process(self, records: list[Record]) -> Iterable[Record]:
-        rows, counts = self._bound_plan(None).apply_rows(records)
-        self._count(counts)
-        yield from rows
+class _Sanitizer:
+    """What both transforms check at construction and do in `expand()`: plan, keys, gate tables."""
 
+    def __init__(
+        self,
+        policy: Policy | Plan,
+        schema: pa.Schema | None,
+        keyset: str | None,
+        key_version: int | None,
+        overrides: dict[str, beam.PCollection | None],
+        tables: GateTables | None,
+        dict_records: bool,
+    ):
+        if isinstance(policy, Plan):
+            plan, policy = policy, policy.policy
+        else:
+            plan = compile_plan(policy, schema) if schema is not None or dict_records else None
+        self.policy, self.plan = policy, plan
+        needs_keys = (plan or compile_plan(policy)).keyed or subject_gates(policy)
+        keyset_path = resolve_keyset(policy, keyset) if needs_keys else None
+        self._overrides = {name: rows for name, rows in overrides.items() if rows is not None}
+        # found on the driver now: a missing erasure table refuses to build, never lets subjects flow
+        self._tables = tables if tables is not None else GateTables.of(policy, frozenset(self._overrides))
+        self._keyset = keyset_path
+        gated = subject_gates(policy)  # positions mean something only in the caller's own batches, not re-split
+        self._fn = _SanitizeFn(plan, policy, keyset_path, key_version, gated, positions=not (gated or dict_records))
 
-def _resolve(policy: Policy, keyset: str | None, plan: Plan | None) -> str | None:
-    needs_keys = plan.keyed if plan is not None else compile_plan(policy).keyed
-    return resolve_keyset(policy, keyset) if needs_keys else None
+    def expand(self, batches: beam.PCollection) -> SanitizeResult:
+        pipeline, policy = batches.pipeline, self.policy
+        new_keys = None
+        if subject_gates(policy):
+            tables = {**self._tables.read(pipeline, policy.purpose), **self._overrides}
+            gates = SubjectGates(
+                policy,
+                self._keyset,
+                consent_rows=tables.get("consent"),
+                erased_rows=tables.get("erasure"),
+                key_rows=tables.get("subject_keys"),
+            )
+            batches = batches | "Gates" >> gates
+            new_keys = gates.new_keys
+        applied = batches | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_outputs(
+            DEAD_LETTERS, main="output"
+        )
+        if new_keys is None:
+            new_keys = pipeline | "NoNewSubjectKeys" >> beam.Create([]).with_output_types(pa.RecordBatch)
+        return SanitizeResult(applied.output, applied[DEAD_LETTERS], new_keys)
 
 
 class Sanitize(beam.PTransform):
-    """PCollection of dict records -> the policy's protected view, as dict records.
+    """PCollection of dict records -> a `SanitizeResult` whose `output` is the policy's view, as dicts.
+
+    Records are batched into Arrow (`veil.transforms.engine.records_batch`) and run through the
+    same engine, gates and subject tables as `SanitizeBatches`: consent, erasure and subject
+    key tables the policy names are read by the transform (Beam IO), so an erased subject never
+    flows and per-subject encryption makes one key per subject.
 
     Args:
         policy: a loaded `Policy` (see `veil.load_policy`).
+        schema: optionally, the records' Arrow schema: values are typed by it where they fit.
         keyset: keyset path or URI overriding `VEIL_KEYSET` and the policy's `keyset`.
         key_version: the root key version to write with (default: the policy's pin, else primary).
+        consent_rows: the consent table as RecordBatches, overriding the policy's (which the
+            transform otherwise reads itself); likewise erased_rows and subject_key_rows.
+        tables: the policy's tables as found on the driver (`GateTables.of`), when the caller
+            already found them (`veil run`).
         label: the transform label (default `Sanitize[<purpose>]`).
-    """
-
-    def __init__(
-        self, policy: Policy, *, keyset: str | None = None, key_version: int | None = None, label: str | None = None
-    ):
-        super().__init__(label or f"Sanitize[{policy.purpose}]")
-        self._plan = compile_plan(policy)
-        self._fn = _SanitizeRowsFn(self._plan, policy, _resolve(policy, keyset, self._plan), key_version)
-
-    def expand(self, records):
-        return (
-            records
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=ROWS_PER_BATCH)
-            | "Apply" >> beam.ParDo(self._fn).with_output_types(dict[str, Any])
-        )
-
-
-class SanitizeBatches(beam.PTransform):
-    """PCollection of `pyarrow.RecordBatch` -> batches with the plan's output schema.
-
-    Args:
-        policy: a loaded `Policy`.
-        schema: the input's Arrow schema; when given, the plan is checked against it now
-            (fields missing, wrong types) rather than on the workers.
-        keyset: keyset path or URI overriding `VEIL_KEYSET` and the policy's `keyset`.
-        key_version: the root key version to write with (default: the policy's pin, else primary).
-        consent_rows: the policy's consent table as RecordBatches, when it has one.
-        erased_rows: the policy's erasure table as RecordBatches, when it has one.
-        subject_key_rows: the policy's subject key table as RecordBatches, when it has one;
-            after expansion `new_subject_keys` holds the keys made for subjects without one
-            (append them to the table once the pipeline succeeded).
-        label: the transform label (default `SanitizeBatches[<purpose>]`).
     """
 
     def __init__(
@@ -179,64 +203,130 @@ class SanitizeBatches(beam.PTransform):
         consent_rows: beam.PCollection | None = None,
         erased_rows: beam.PCollection | None = None,
         subject_key_rows: beam.PCollection | None = None,
+        tables: GateTables | None = None,
         label: str | None = None,
     ):
-        super().__init__(label or f"SanitizeBatches[{policy.purpose}]")
-        plan = compile_plan(policy, schema) if schema is not None else None
-        keyset_path = _resolve(policy, keyset, plan)
-        self._gates = None
-        if subject_gates(policy):
-            if policy.consent and policy.consent.table and consent_rows is None:
-                raise ConfigError(f"policy '{policy.purpose}' has a consent table: pass its rows as consent_rows")
-            if policy.erasure and erased_rows is None:
-                raise ConfigError(f"policy '{policy.purpose}' has an erasure table: pass its rows as erased_rows")
-            if policy.subject_keys and subject_key_rows is None:
-                raise ConfigError(
-                    f"policy '{policy.purpose}' has a subject key table: pass its rows as subject_key_rows"
-                )
-            keyset_path = resolve_keyset(policy, keyset)
-            self._gates = SubjectGates(
-                policy, keyset_path, consent_rows=consent_rows, erased_rows=erased_rows, key_rows=subject_key_rows
-            )
-        self.new_subject_keys = None
-        self._fn = _SanitizeBatchFn(plan, policy, keyset_path, key_version, count_read=self._gates is None)
+        super().__init__(label or f"Sanitize[{policy.purpose}]")
+        overrides = {"consent": consent_rows, "erasure": erased_rows, "subject_keys": subject_key_rows}
+        self._sanitizer = _Sanitizer(policy, schema, keyset, key_version, overrides, tables, dict_records=True)
 
-    def expand(self, batches):
-        if self._gates is not None:
-            batches = batches | "Gates" >> self._gates
-            self.new_subject_keys = self._gates.new_keys
-        return batches | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(
-            pa.RecordBatch
+    def expand(self, records) -> SanitizeResult:
+        plan = self._sanitizer.plan
+        batches = (
+            records
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=ROWS_PER_BATCH)
+            | "ToArrow" >> beam.Map(lambda chunk: records_batch(plan, chunk)).with_output_types(pa.RecordBatch)
         )
+        result = self._sanitizer.expand(batches)
+        rows = result.output | "ToDicts" >> beam.FlatMap(pa.RecordBatch.to_pylist).with_output_types(dict[str, Any])
+        return result._replace(output=rows)
+
+
+class SanitizeBatches(beam.PTransform):
+    """PCollection of `pyarrow.RecordBatch` -> a `SanitizeResult` whose `output` has the plan's output schema.
+
+    Args:
+        policy: a loaded `Policy`, or a `Plan` compiled from one (then nothing is compiled again).
+        schema: the input's Arrow schema; when given, the plan is checked against it now
+            (fields missing, wrong types) rather than on the workers.
+        keyset: keyset path or URI overriding `VEIL_KEYSET` and the policy's `keyset`.
+        key_version: the root key version to write with (default: the policy's pin, else primary).
+        consent_rows: the consent table as RecordBatches, overriding the policy's (which the
+            transform otherwise reads itself); likewise erased_rows and subject_key_rows.
+        tables: the policy's tables as found on the driver (`GateTables.of`), when the caller
+            already found them (`veil run`).
+        label: the transform label (default `SanitizeBatches[<purpose>]`).
+    """
+
+    def __init__(
+        self,
+        policy: Policy | Plan,
+        *,
+        schema: pa.Schema | None = None,
+        keyset: str | None = None,
+        key_version: int | None = None,
+        consent_rows: beam.PCollection | None = None,
+        erased_rows: beam.PCollection | None = None,
+        subject_key_rows: beam.PCollection | None = None,
+        tables: GateTables | None = None,
+        label: str | None = None,
+    ):
+        purpose = (policy.policy if isinstance(policy, Plan) else policy).purpose
+        super().__init__(label or f"SanitizeBatches[{purpose}]")
+        overrides = {"consent": consent_rows, "erasure": erased_rows, "subject_keys": subject_key_rows}
+        self._sanitizer = _Sanitizer(policy, schema, keyset, key_version, overrides, tables, dict_records=False)
+
+    def expand(self, batches) -> SanitizeResult:
+        return self._sanitizer.expand(batches)
+
+
+COUNTS = "counts"
 
 
 class _DetokenizeFn(CountingFn):
-    """Restore named fields on the worker; count restored and failed values per field."""
+    """Restore named fields on the worker; count restored and failed values per field (Beam metrics,
+    and a tagged output of counts that the audit stage sums)."""
 
-    def __init__(self, policy: Policy, ops: tuple, keyset: str, key_version: int | None):
+    def __init__(self, policy: Policy, ops: tuple, keyset: str, key_version: int | None, dict_records: bool):
         super().__init__(policy.purpose)
         self._policy, self._ops, self._keyset, self._key_version = policy, ops, keyset, key_version
+        self._dict_records = dict_records
 
     def setup(self) -> None:
         self._reverse = BoundReverse(self._policy, self._ops, open_keyring(self._keyset), self._key_version)
 
-
-class _DetokenizeBatchFn(_DetokenizeFn):
-    def process(self, batch: pa.RecordBatch) -> Iterable[pa.RecordBatch]:
-        out, counts = self._reverse.apply_batch(batch)
+    def process(self, element: Any) -> Iterable[Any]:
+        if self._dict_records:
+            rows, counts = self._reverse.apply_rows([element])
+        else:
+            out, counts = self._reverse.apply_batch(element)
+            rows = [out]
         self._count(counts)
-        yield out
-
-
-class _DetokenizeRowsFn(_DetokenizeFn):
-    def process(self, record: Record) -> Iterable[Record]:
-        rows, counts = self._reverse.apply_rows([record])
-        self._count(counts)
+        yield pvalue.TaggedOutput(COUNTS, dict(counts))
         yield from rows
 
 
+class _SumCounts(beam.CombineFn):
+    """Counts dicts -> their sum (an empty input gives an empty sum: the audit line is still written)."""
+
+    def create_accumulator(self) -> Counter:
+        return Counter()
+
+    def add_input(self, accumulator: Counter, counts: dict) -> Counter:
+        accumulator.update(counts)
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> Counter:
+        merged = Counter()
+        for accumulator in accumulators:
+            merged.update(accumulator)
+        return merged
+
+    def extract_output(self, accumulator: Counter) -> dict:
+        return dict(accumulator)
+
+
+class _AppendAuditLine(beam.DoFn):
+    """The run's summed counts -> one audit line (the one `veil detokenize` writes); with
+    `on_error: fail`, then refuse a run in which values could not be restored."""
+
+    def __init__(self, path: str, facts: dict[str, Any], on_error: str):
+        self._path, self._facts, self._on_error = path, facts, on_error
+
+    def process(self, counts: dict) -> Iterable[dict]:
+        refusal, outcome = None, {"outcome": "ok"}
+        try:
+            refuse_unrestored(counts, self._on_error)
+        except (IntegrityError, KeyShreddedError) as error:
+            refusal, outcome = error, {"outcome": "failed", "error": type(error).__name__}
+        append_audit(self._path, audit_line("detokenize", **self._facts, **outcome, counts=restore_counts(counts)))
+        if refusal is not None:
+            raise refusal
+        yield restore_counts(counts)
+
+
 class _Detokenize(beam.PTransform):
-    _fn_class: type
+    _dict_records: bool
 
     def __init__(
         self,
@@ -245,59 +335,95 @@ class _Detokenize(beam.PTransform):
         *,
         keyset: str | None = None,
         key_version: int | None = None,
+        audit_log: str | None = None,
+        audit_facts: Mapping[str, Any] | None = None,
+        on_error: str = "null",
+        subject_key_rows: beam.PCollection | None = None,
         label: str | None = None,
     ):
         super().__init__(label or f"{type(self).__name__}[{policy.purpose}]")
         ops = reverse_ops(policy, list(fields))
-        self._fn = self._fn_class(policy, ops, resolve_keyset(policy, keyset), key_version)
+        keyset_path = resolve_keyset(policy, keyset)
+        if audit_log is not None and not audit_log:
+            raise ConfigError("re-identification is audited: name an audit log (audit_log=PATH), or leave the policy's")
+        if on_error not in ("null", "fail"):
+            raise ConfigError(f"unknown on_error '{on_error}'; use fail or null")
+        self._audit_log = audit_log or resolve_audit_log(policy, keyset_path)
+        self._facts = {
+            "policy": policy.source,
+            "policy_sha256": policy.sha256,
+            "purpose": policy.purpose,
+            "fields": [op.output for op in ops],
+            **(audit_facts or {}),
+        }
+        self._on_error = on_error
+        self._per_subject = [op.output for op in ops if op.output in policy.per_subject_outputs]
+        self._key_rows, self._key_table = subject_key_rows, None
+        if self._per_subject:
+            if self._dict_records:
+                raise ConfigError(
+                    f"{', '.join(self._per_subject)} are encrypted per subject: restore them from RecordBatches "
+                    "(veil.DetokenizeBatches), which joins the subject key table"
+                )
+            if subject_key_rows is None:
+                self._key_table = GateTables.of(policy).subject_keys
+        self._fn = _DetokenizeFn(policy, ops, keyset_path, key_version, self._dict_records)
+
+    @property
+    def audit_facts(self) -> dict[str, Any]:
+        """What the audit line says besides the outcome and counts (policy, purpose, fields, the caller's facts)."""
+        return dict(self._facts)
+
+    def expand(self, elements):
+        if self._per_subject:
+            key_rows = self._key_rows
+            if key_rows is None:
+                key_rows = GateTables(subject_keys=self._key_table).read(elements.pipeline, self._facts["purpose"])[
+                    "subject_keys"
+                ]
+            elements = elements | "SubjectKeys" >> AttachSubjectKeys(self._per_subject, key_rows)
+        kind = dict[str, Any] if self._dict_records else pa.RecordBatch
+        restored = elements | "Restore" >> beam.ParDo(self._fn).with_output_types(kind).with_outputs(
+            COUNTS, main="restored"
+        )
+        _ = (
+            restored[COUNTS]
+            | "SumCounts" >> beam.CombineGlobally(_SumCounts())
+            | "Audit" >> beam.ParDo(_AppendAuditLine(self._audit_log, self._facts, self._on_error))
+        )
+        return restored.restored
 
 
 class Detokenize(_Detokenize):
-    """PCollection of dict records -> the same records with the named fields restored.
+    """PCollection of dict records -> the same records with the named fields restored, audited.
 
     Restored fields take back their input names (`email_token` -> `email`). A value that fails
-    authentication becomes null and is counted (`failed.<field>` in Beam Metrics); callers that
-    must not go on with failures check that counter (as `veil detokenize` does).
+    authentication becomes null and is counted (`failed.<field>` in Beam Metrics). Once the
+    restore has run, the pipeline appends one line to the audit log (the policy's `audit_log`,
+    else `audit.jsonl` beside the keyset): who, when, policy, purpose, fields and counts, never
+    a value; the line `veil detokenize` writes.
 
     Args:
         policy: the policy that made the data.
         fields: output field names to restore (tokenize or encrypt fields only).
         keyset: keyset path or URI overriding `VEIL_KEYSET` and the policy's `keyset`.
         key_version: the key version of ff1 tokens (they carry none; see the run's manifest).
+        audit_log: the audit log to append to (default: the policy's); an empty name is refused.
+        audit_facts: more facts for the line (`veil detokenize` adds input, output, run_id).
+        on_error: `null` (default: failed values are null, counted in the line) or `fail`:
+            a run with values that could not be restored is refused (after its line is written).
         label: the transform label.
     """
 
-    _fn_class = _DetokenizeRowsFn
-
-    def expand(self, records):
-        return records | "Restore" >> beam.ParDo(self._fn).with_output_types(dict[str, Any])
+    _dict_records = True
 
 
 class DetokenizeBatches(_Detokenize):
-    """`Detokenize` for PCollections of `pyarrow.RecordBatch`.
+    """`Detokenize` for PCollections of `pyarrow.RecordBatch`, audited the same way.
 
-    Per-subject ciphertexts (`encrypt: {per_subject: true}`) need the policy's subject key
-    table, passed as `subject_key_rows` (RecordBatches); a value whose key was deleted by an
-    erasure becomes null and is counted as `shredded.<field>`.
+    Per-subject ciphertexts (`encrypt: {per_subject: true}`) are read with the policy's subject
+    key table, which the transform reads itself (`subject_key_rows` overrides it); a value whose
+    key was deleted by an erasure becomes null and is counted as `shredded.<field>`.
     """
 
-    _fn_class = _DetokenizeBatchFn
-
-    def __init__(self, policy: Policy, fields: Iterable[str], *, subject_key_rows=None, **options):
-        super().__init__(policy, fields, **options)
-        self._per_subject = [
-            op.output for op in self._fn._ops if REGISTRY[op.action].per_subject(policy.fields[op.source])
-        ]
-        if self._per_subject and subject_key_rows is None:
-            raise ConfigError(
-                f"{', '.join(self._per_subject)} are encrypted per subject: pass the subject key table "
-                "as subject_key_rows"
-            )
-        self._key_rows = subject_key_rows
-
-    def expand(self, batches):
-        if self._per_subject:
-            batches = batches | "SubjectKeys" >> AttachSubjectKeys(self._per_subject, self._key_rows)
-        return batches | "Restore" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(
-            pa.RecordBatch
-        )
+    _dict_records = False

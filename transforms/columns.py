@@ -136,3 +136,66 @@ def map_array(column_fn: ColumnFn, array: pa.Array, output_type: pa.DataType, di
     rows = pa.array(np.cumsum(valid) - 1, mask=~valid)  # row -> its position among the non-null values
     result = pa.array(out, type=output_type).take(rows)
     return result, np.flatnonzero(valid)[failed].tolist() if failed else [], error
+
+
+_ARROW_REFUSALS = (ValueError, TypeError, OverflowError, pa.ArrowNotImplementedError)  # Arrow errors derive from these
+
+
+def _child(group: list, positions: list[int], unreadable: list[int]) -> pa.Array:
+    """One Python type's values as an array; values Arrow cannot hold become null, their positions noted."""
+    try:
+        return pa.array(group, from_pandas=False)
+    except _ARROW_REFUSALS:
+        pass
+    kept = []
+    for position, value in zip(positions, group):
+        try:
+            pa.array([value], from_pandas=False)
+            kept.append(value)
+        except _ARROW_REFUSALS:
+            unreadable.append(position)
+            kept.append(None)
+    try:
+        return pa.array(kept, from_pandas=False)
+    except _ARROW_REFUSALS:  # readable one by one, not together (structs of different keys, say)
+        unreadable.extend(p for p, v in zip(positions, kept) if v is not None)
+        return pa.nulls(len(group))
+
+
+def python_column(values: Sequence[Any], arrow_type: pa.DataType | None = None) -> tuple[pa.Array, list[int]]:
+    """Python values as one Arrow array, whatever their mix: (array, positions of unreadable values).
+
+    The values become an array of `arrow_type` when they all fit it (or, without a type, of the
+    type Arrow infers when they are all of one Python type: 1 and 2.5 stay an int and a float);
+    otherwise a dense union with one child per Python type, so each value keeps its own
+    type and the actions' per-value functions decide about it, as they would about the value
+    itself. A value Arrow cannot hold at all (an arbitrary object, text with a lone surrogate)
+    becomes null there and its position is returned, for the engine to count as a field error:
+    such a value never passes through.
+    """
+    if arrow_type is not None or len(set(map(type, values)) - {type(None)}) <= 1:  # one type: no inference mixes
+        try:
+            return pa.array(values, type=arrow_type, from_pandas=False), []
+        except _ARROW_REFUSALS:
+            pass
+    groups: dict[type, list[int]] = {}
+    for position, value in enumerate(values):
+        groups.setdefault(type(value), []).append(position)
+    unreadable: list[int] = []
+    children = []
+    type_ids, offsets = np.zeros(len(values), dtype=np.int8), np.zeros(len(values), dtype=np.int32)
+    for child_id, (kind, positions) in enumerate(groups.items()):
+        group = [values[i] for i in positions]
+        children.append(pa.nulls(len(group)) if kind is type(None) else _child(group, positions, unreadable))
+        type_ids[positions] = child_id
+        offsets[positions] = np.arange(len(positions), dtype=np.int32)
+    if len(children) == 1:
+        return children[0], sorted(unreadable)
+    union = pa.UnionArray.from_dense(pa.array(type_ids, pa.int8()), pa.array(offsets, pa.int32()), children)
+    return union, sorted(unreadable)
+
+
+def is_mixed(arrow_type: pa.DataType) -> bool:
+    """Whether a column of this type holds values of several Python types (see `python_column`):
+    no Arrow kernel reads it, the per-value functions do."""
+    return pa.types.is_union(arrow_type)

@@ -31,6 +31,7 @@ from veil.transforms.subjects import (
     split_by_partition,
     subject_refs,
 )
+from veil.transforms.tables import SUBJECT_KEY_SCHEMA
 
 READ, NO_CONSENT, ERASED = "read", "dropped.no_consent", "dropped.erased"
 
@@ -131,14 +132,6 @@ class _SubjectKeyRows(beam.DoFn):
 
 
 NEW_KEYS = "new_subject_keys"
-SUBJECT_KEY_SCHEMA = pa.schema(
-    [
-        ("subject_ref", pa.string()),
-        ("key_id", pa.string()),
-        ("wrapped", pa.string()),
-        ("created", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 class _ApplyGates(CountingFn):

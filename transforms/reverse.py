@@ -212,3 +212,38 @@ class BoundReverse:
                 {renamed.get(k, k): (restored[renamed[k]][index] if k in renamed else v) for k, v in record.items()}
             )
         return rows, counts
+
+
+def restore_counts(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """A restore's counts by kind: `restored`, `failed` and `shredded`, each field -> values."""
+    return {
+        kind.rstrip("."): {name[len(kind) :]: n for name, n in counts.items() if name.startswith(kind) and n}
+        for kind in (RESTORED, FAILED, SHREDDED)
+    }
+
+
+def refuse_unrestored(counts: Mapping[str, int], on_error: str) -> None:
+    """With `on_error: fail`, refuse a restore in which values could not be restored.
+
+    Raises:
+        KeyShreddedError: values were encrypted under deleted subject keys.
+        IntegrityError: values failed authentication.
+    """
+    if on_error != "fail":
+        return
+    summary = restore_counts(counts)
+    if summary["shredded"]:
+        raise KeyShreddedError(
+            "; ".join(f"field '{f}': {n} value{'s' if n > 1 else ''}" for f, n in summary["shredded"].items())
+            + " were encrypted under subject keys deleted by an erasure (crypto-shredded) and cannot be "
+            "restored; nothing was written. Use --on-error null to write them as null"
+        )
+    if summary["failed"]:
+        raise IntegrityError(
+            "; ".join(
+                f"field '{f}': {n} value{'s' if n > 1 else ''} failed authentication"
+                for f, n in summary["failed"].items()
+            )
+            + " (tampered, made for another purpose or field, or under an unknown key); nothing was written. "
+            "Use --on-error null to write them as null"
+        )

@@ -25,6 +25,8 @@ _EXPORTS = {
     "SanitizeBatches": "veil.transforms.beam",
     "Detokenize": "veil.transforms.beam",
     "DetokenizeBatches": "veil.transforms.beam",
+    "SanitizeResult": "veil.transforms.beam",
+    "DeadLetter": "veil.transforms.engine",
     "EnforceKAnonymity": "veil.transforms.enforce",
     "open_keyring": "veil.keys",
 }

@@ -59,6 +59,7 @@ class ErrorCode(enum.Enum):
     NO_SUBJECT = "the record has no subject id"
     NOT_FINITE = "not a finite number"
     TOO_SHORT = "too short to protect"
+    UNREADABLE = "not a value veil can read"
 
 
 class ActionError(VeilError):

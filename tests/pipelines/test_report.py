@@ -77,8 +77,10 @@ def world(tmp_path_factory) -> World:
     table = synthetic_customers(ROWS)
     pq.write_table(table, root / "in.parquet")
     policy = write_policy(root / "analytics.yaml")
-    sanitized, _ = BoundPlan(compile_plan(parse_policy(policy.read_text()), table.schema), None).apply_rows(
-        table.to_pylist()
+    sanitized = (
+        BoundPlan(compile_plan(parse_policy(policy.read_text()), table.schema), None)
+        .apply_records(table.to_pylist())
+        .records
     )
     out = root / "out"
     run = cli("run", policy, "--input", root / "in.parquet", "--output", out)

@@ -62,7 +62,7 @@ def _records() -> list[dict]:
 
 def _expected(policy, keyset, records):
     """What the pure engine gives, outside Beam: both transforms must give exactly this."""
-    return BoundPlan(compile_plan(policy, SCHEMA), open_keyring(keyset)).apply_rows(records)[0]
+    return BoundPlan(compile_plan(policy, SCHEMA), open_keyring(keyset)).apply_records(records).records
 
 
 def test_sanitize_and_sanitize_batches_give_the_same_rows(keyset):
@@ -72,13 +72,12 @@ def test_sanitize_and_sanitize_batches_give_the_same_rows(keyset):
     assert len(expected) == 30  # 40 records, 10 without consent to analytics
     batch = pa.RecordBatch.from_pylist(records, schema=SCHEMA)
     with TestPipeline() as p:
-        as_dicts = p | "Dicts" >> beam.Create(records) | Sanitize(policy, keyset=keyset)
+        as_dicts = (p | "Dicts" >> beam.Create(records) | Sanitize(policy, keyset=keyset)).output
         as_batches = (
             p
             | "Batches" >> beam.Create([batch.slice(0, 15), batch.slice(15)])
             | SanitizeBatches(policy, schema=SCHEMA, keyset=keyset)
-            | beam.FlatMap(lambda b: b.to_pylist())
-        )
+        ).output | beam.FlatMap(lambda b: b.to_pylist())
         assert_that(as_dicts, equal_to(expected), label="dicts")
         assert_that(as_batches, equal_to(expected), label="batches")
 
@@ -122,8 +121,7 @@ def test_schema_free_batches_compile_on_the_worker(keyset):
             p
             | beam.Create([pa.RecordBatch.from_pylist(records, schema=SCHEMA)])
             | SanitizeBatches(policy, keyset=keyset)
-            | beam.FlatMap(lambda b: b.to_pylist())
-        )
+        ).output | beam.FlatMap(lambda b: b.to_pylist())
         assert_that(out, equal_to(expected))
 
 
@@ -131,7 +129,7 @@ def test_keys_are_not_pickled_into_the_job_graph(keyset):
     import pickle
 
     transform = Sanitize(parse_policy(POLICY), keyset=keyset)
-    graph_bytes = pickle.dumps(transform._fn)
+    graph_bytes = pickle.dumps(transform._sanitizer._fn)
     assert b"wrapped" not in graph_bytes and keyset.encode() in graph_bytes
 
 

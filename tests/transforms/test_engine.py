@@ -68,7 +68,7 @@ def batch_of(rows, schema=ON_ERROR_SCHEMA) -> pa.RecordBatch:
 @pytest.mark.parametrize("mode", ["null", "'null'"])  # YAML null and the string "null" mean the same
 def test_on_error_null_nulls_the_field_and_counts_it(mode):
     plan = on_error_plan(mode)
-    out, counts = plan.apply_batch(batch_of(ROWS))
+    out, counts, _ = plan.apply_batch(batch_of(ROWS))
     rows = out.to_pylist()
     assert [r["signup"] for r in rows] == [date(2024, 5, 1), None, None]
     assert [r["income"] for r in rows] == [50000, 10000, None]
@@ -78,14 +78,14 @@ def test_on_error_null_nulls_the_field_and_counts_it(mode):
 
 def test_on_error_null_with_wrong_types_in_dict_rows():
     rows = [dict(ROWS[0], income="lots"), dict(ROWS[0], income=3.5)]
-    out, counts = on_error_plan("null").apply_rows(rows)
+    out, counts, _ = on_error_plan("null").apply_records(rows)
     assert [r["income"] for r in out] == [None, 0]
     assert counts == {"read": 2, "written": 2, "field_errors.income": 1}
 
 
 def test_on_error_drop_record_removes_the_record_and_counts_it():
     plan = on_error_plan("drop_record")
-    out, counts = plan.apply_batch(batch_of(ROWS))
+    out, counts, _ = plan.apply_batch(batch_of(ROWS))
     assert out.schema == plan.plan.output_schema
     assert [r["country"] for r in out.to_pylist()] == ["NL", "FR"]
     assert counts == {"read": 3, "written": 2, "dropped.field_error": 1, "field_errors.signup": 1}
@@ -93,7 +93,7 @@ def test_on_error_drop_record_removes_the_record_and_counts_it():
 
 def test_on_error_drop_record_counts_a_record_once_and_each_field_error():
     rows = [dict(ROWS[1], income="lots"), ROWS[0], dict(ROWS[0], income="more")]
-    out, counts = on_error_plan("drop_record").apply_rows(rows)
+    out, counts, _ = on_error_plan("drop_record").apply_records(rows)
     assert out == [
         {"customer_key": out[0]["customer_key"], "signup": date(2024, 5, 1), "income": 50000, "country": "NL"}
     ]
@@ -117,12 +117,12 @@ def test_on_error_fail_raises_naming_the_field_but_not_the_value():
 
 def test_on_error_fail_on_a_wrong_type_in_dict_rows():
     with pytest.raises(DataRefusedError, match="'income'") as caught:
-        on_error_plan("fail").apply_rows([ROWS[0], dict(ROWS[0], income="jane.doe@example.org")])
+        on_error_plan("fail").apply_records([ROWS[0], dict(ROWS[0], income="jane.doe@example.org")])
     assert "jane.doe@example.org" not in str(caught.value)
 
 
 def test_on_error_fail_passes_clean_data():
-    out, counts = on_error_plan("fail").apply_rows([ROWS[0], ROWS[2]])
+    out, counts, _ = on_error_plan("fail").apply_records([ROWS[0], ROWS[2]])
     assert len(out) == 2 and counts == {"read": 2, "written": 2}
 
 
@@ -134,7 +134,7 @@ subject: customer_id
 fields:
   visit: {action: date_shift, max_days: 10}
 """
-    out, counts = bound(yaml).apply_rows(
+    out, counts, _ = bound(yaml).apply_records(
         [{"customer_id": None, "visit": date(2024, 1, 1)}, {"customer_id": "c-1", "visit": date(2024, 1, 1)}]
     )
     assert out[0]["visit"] is None and abs((out[1]["visit"] - date(2024, 1, 1)).days) <= 10
@@ -187,7 +187,7 @@ def test_consent_gate_drops_and_counts_records_without_consent_before_field_acti
         {"customer_id": "c-6", "consents": ["marketing"], "signup": BAD_DATE},
         {"customer_id": "c-7", "signup": BAD_DATE},
     ]
-    out, counts = bound(CONSENT).apply_rows(rows)  # on_error: fail, yet the gated bad dates never raise
+    out, counts, _ = bound(CONSENT).apply_records(rows)  # on_error: fail, yet the gated bad dates never raise
     assert out == [
         {"customer_id": "c-1", "signup": date(2024, 5, 1)},
         {"customer_id": "c-2", "signup": date(2024, 6, 1)},
@@ -215,7 +215,7 @@ def test_consent_gate_over_arrow_batches(consent_type):
         schema=schema,
     )
     plan = bound(CONSENT, schema)
-    out, counts = plan.apply_batch(batch)
+    out, counts, _ = plan.apply_batch(batch)
     assert out.schema == plan.plan.output_schema
     assert out.to_pylist() == [
         {"customer_id": "c-1", "signup": date(2024, 1, 1)},
@@ -359,16 +359,16 @@ def test_output_schema_is_the_plans_and_the_expected_one():
     plan = bound(ALL, ALL_SCHEMA)
     assert plan.plan.output_schema == ALL_OUTPUT_SCHEMA
     assert plan.plan.dropped == ("internal",)
-    out, counts = plan.apply_batch(pa.RecordBatch.from_pylist(ALL_ROWS, schema=ALL_SCHEMA))
+    out, counts, _ = plan.apply_batch(pa.RecordBatch.from_pylist(ALL_ROWS, schema=ALL_SCHEMA))
     assert out.schema == plan.plan.output_schema
     assert counts == {"read": 3, "written": 3}
 
 
-def test_apply_batch_and_apply_rows_give_the_same_rows():
+def test_apply_batch_and_apply_records_give_the_same_rows():
     plan = bound(ALL, ALL_SCHEMA)
     batch = pa.RecordBatch.from_pylist(ALL_ROWS, schema=ALL_SCHEMA)
-    from_batch, batch_counts = plan.apply_batch(batch)
-    from_rows, row_counts = plan.apply_rows(batch.to_pylist())
+    from_batch, batch_counts, _ = plan.apply_batch(batch)
+    from_rows, row_counts, _ = plan.apply_records(batch.to_pylist())
     batch_rows = from_batch.to_pylist()
     assert batch_counts == row_counts
     assert [list(r) for r in from_rows] == [ALL_OUTPUT_SCHEMA.names] * 3
@@ -389,7 +389,7 @@ def decrypt_token(aead, token: str, bound_to: bytes) -> str:
 
 
 def test_all_actions_give_the_expected_plain_values():
-    out, _ = bound(ALL, ALL_SCHEMA).apply_rows(ALL_ROWS)
+    out, _, _ = bound(ALL, ALL_SCHEMA).apply_records(ALL_ROWS)
     first, second, third = out
     assert first["customer_key"] == third["customer_key"] != second["customer_key"]
     assert first["email"] == third["email"] and first["email"].startswith("v1.")
@@ -412,10 +412,10 @@ def test_all_actions_give_the_expected_plain_values():
 def test_nulls_pass_through_as_nulls_for_every_action():
     nulls = {name: None for name in ALL_SCHEMA.names}
     plan = bound(ALL, ALL_SCHEMA)
-    out, counts = plan.apply_batch(pa.RecordBatch.from_pylist([nulls, ALL_ROWS[0]], schema=ALL_SCHEMA))
+    out, counts, _ = plan.apply_batch(pa.RecordBatch.from_pylist([nulls, ALL_ROWS[0]], schema=ALL_SCHEMA))
     assert out.to_pylist()[0] == {name: None for name in ALL_OUTPUT_SCHEMA.names}
     assert all(v is not None for k, v in out.to_pylist()[1].items() if k != "ssn")
-    rows, row_counts = plan.apply_rows([nulls])
+    rows, row_counts, _ = plan.apply_records([nulls])
     assert rows == [{name: None for name in ALL_OUTPUT_SCHEMA.names}]
     assert counts == {"read": 2, "written": 2} and row_counts == {"read": 1, "written": 1}
 
@@ -428,7 +428,7 @@ def test_a_keyed_plan_needs_a_keyring():
 def test_default_error_names_unlisted_fields_but_not_their_values():
     yaml = "version: 1\npurpose: analytics\ndefault: error\nfields:\n  country: {action: keep}\n"
     with pytest.raises(ConfigError, match="secret_field") as caught:
-        bound(yaml).apply_rows([{"country": "NL", "secret_field": "jane.doe@example.org"}])
+        bound(yaml).apply_records([{"country": "NL", "secret_field": "jane.doe@example.org"}])
     assert "jane.doe@example.org" not in str(caught.value)
 
 
@@ -499,8 +499,8 @@ def failure_text(field: str, value) -> tuple[str, str, set[str]]:
     with pytest.raises(ActionError) as action_error:
         fn(value)
     with pytest.raises(DataRefusedError) as refused:
-        LEAK_PLANS["fail"].apply_rows([{field: value}])
-    _, counts = LEAK_PLANS["null"].apply_rows([{field: value}])
+        LEAK_PLANS["fail"].apply_records([{field: value}])
+    _, counts, _ = LEAK_PLANS["null"].apply_records([{field: value}])
     return str(action_error.value) + repr(action_error.value), str(refused.value), set(counts)
 
 
@@ -531,3 +531,52 @@ def test_no_leak_from_dates_on_non_dates(value):
     assert texts == baseline
     assume(all(value not in text for text in (*baseline[:2], *baseline[2])))
     assert all(value not in text for text in (*texts[:2], *texts[2]))
+
+
+# ---------------------------------------------------------------- dead letters, dict records
+
+
+@pytest.mark.parametrize("mode", ["null", "drop_record"])
+def test_each_failed_value_is_a_dead_letter_with_its_code_and_never_its_value(mode):
+    rows = [ROWS[0], dict(ROWS[1], income="income-secret-5521"), ROWS[2], dict(ROWS[0], signup="2024-13-99")]
+    batch_rows = [ROWS[0], ROWS[1], ROWS[2], dict(ROWS[0], signup="2024-13-99")]
+    for applied, expected in (
+        (on_error_plan(mode).apply_records(rows), [(1, "income", ErrorCode.WRONG_TYPE.value)]),
+        (on_error_plan(mode).apply_batch(batch_of(batch_rows)), []),
+    ):
+        letters = sorted(applied.dead_letters, key=lambda d: (d.position, d.field))
+        assert [(d.position, d.field, d.code) for d in letters] == sorted(
+            expected + [(1, "signup", ErrorCode.INVALID_DATE.value), (3, "signup", ErrorCode.INVALID_DATE.value)]
+        )
+        assert all(d.action == "generalize" and d.on_error == mode and d.purpose == "analytics" for d in letters)
+        assert all(d.subject_ref is None for d in letters)  # this keyring has no subject key to make references
+        text = repr(applied.dead_letters)
+        assert "income-secret" not in text and BAD_DATE not in text and "2024-13" not in text and "c-2" not in text
+
+
+def test_dead_letter_positions_count_rows_removed_by_the_consent_gate():
+    rows = [
+        {"customer_id": "c-1", "consents": ["marketing"], "signup": BAD_DATE},
+        {"customer_id": "c-2", "consents": ["analytics"], "signup": "2024-01-01"},
+        {"customer_id": "c-3", "consents": ["analytics"], "signup": "x"},
+    ]
+    null_plan = bound(CONSENT.replace("on_error: fail", "on_error: null"))
+    (letter,) = null_plan.apply_records(rows).dead_letters
+    assert (letter.position, letter.field, letter.code) == (2, "signup", ErrorCode.INVALID_DATE.value)
+    assert null_plan.apply_records(rows, positions=False).dead_letters[0].position is None
+
+
+def test_dict_values_arrow_cannot_hold_are_field_errors_not_passed_through():
+    class Opaque:
+        pass
+
+    yaml = "version: 1\npurpose: analytics\nfields:\n  note: {action: keep}\n  n: {action: generalize, width: 10}\n"
+    rows = [{"note": "a", "n": 1}, {"note": Opaque(), "n": 2.5}, {"note": "lone \ud800", "n": "x"}]
+    out, counts, letters = bound(yaml).apply_records(rows)
+    assert out == [{"note": "a", "n": 0}, {"note": None, "n": 0.0}, {"note": None, "n": None}]
+    assert counts == {"read": 3, "written": 3, "field_errors.note": 2, "field_errors.n": 1}
+    assert sorted((d.position, d.field, d.code) for d in letters) == [
+        (1, "note", ErrorCode.UNREADABLE.value),
+        (2, "n", ErrorCode.WRONG_TYPE.value),
+        (2, "note", ErrorCode.UNREADABLE.value),
+    ]

@@ -36,6 +36,7 @@ ArrowFn = Callable[[pa.Array], tuple[pa.Array, list[int], ActionError | None]]
 # The same for an action with a subject input: (values, the per-subject column) -> as ArrowFn.
 SubjectArrowFn = Callable[[pa.Array, pa.Array], tuple[pa.Array, list[int], ActionError | None]]
 SubjectInput = Literal["id", "key"]
+INTERNAL_PREFIX = "__veil_"  # columns veil adds to batches between its stages; never input or output fields
 SUBJECT_KEY_COLUMN = "__veil_subject_key"  # added to batches by the subject key join: "<key id>:<wrapped, base64>"
 
 
