@@ -142,7 +142,7 @@ class _Sanitizer:
         else:
             plan = compile_plan(policy, schema) if schema is not None or dict_records else None
         self.policy, self.plan = policy, plan
-        needs_keys = (plan or compile_plan(policy)).keyed or subject_gates(policy)
+        needs_keys = bool(policy.keyed_outputs) or subject_gates(policy)
         keyset_path = resolve_keyset(policy, keyset) if needs_keys else None
         self._overrides = {name: rows for name, rows in overrides.items() if rows is not None}
         # found on the driver now: a missing erasure table refuses to build, never lets subjects flow
