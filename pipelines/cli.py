@@ -128,11 +128,11 @@ def run(
         list[str],
         typer.Argument(help="Policy YAML files, then any Beam options (--runner DataflowRunner --project ...)."),
     ],
-    input: Annotated[str, typer.Option("--input", help="Input file, folder or glob (.parquet, .csv, .jsonl).")],
+    input: Annotated[str, typer.Option("--input", help="Input file, folder or glob (.parquet, .csv, .jsonl, .avro).")],
     output: Annotated[
         str, typer.Option("--output", help="Output folder (one policy) or parent of <purpose>/ folders (several).")
     ],
-    format: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+    format: Annotated[str, typer.Option("--format", help="parquet, csv, jsonl or avro.")] = "parquet",
     keyset: Annotated[
         Optional[str], typer.Option("--keyset", help="Keyset path, overriding $VEIL_KEYSET and the policy's.")
     ] = None,
@@ -181,7 +181,7 @@ def detokenize(
     key_version: Annotated[
         Optional[int], typer.Option("--key-version", help="Key version of ff1 tokens (default: the manifest's).")
     ] = None,
-    format: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+    format: Annotated[str, typer.Option("--format", help="parquet, csv, jsonl or avro.")] = "parquet",
     keyset: Annotated[Optional[str], typer.Option("--keyset", help="Keyset path.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous veil output.")] = False,
 ) -> None:

@@ -24,7 +24,7 @@ from veil.transforms.audit import utc_now
 from veil.transforms.beam import metrics_namespace
 from veil.transforms.io import format_of, match_inputs, read_schema
 
-OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
+OUTPUT_FORMATS = ("parquet", "csv", "jsonl", "avro")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import InputError
+from veil.transforms import avro
 from veil.transforms.engine import BATCHES_PER_ROW_GROUP, ROWS_PER_BATCH
 
 FORMATS = {
@@ -30,18 +31,19 @@ FORMATS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "jsonl",
+    ".avro": "avro",
 }
-SUFFIX = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
+SUFFIX = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "avro": avro.SUFFIX}
 SCHEMA_SAMPLE_BYTES = 1 << 20
 PARQUET_RANGE_BYTES = 16 << 20  # a unit of reading work: enough of them for every worker to get a share
 
 
 def format_of(path: str) -> str:
-    """parquet, csv or jsonl, from the file's extension."""
+    """parquet, csv, jsonl or avro, from the file's extension."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise InputError(
-            f"input {path}: unknown format '{ext or '(no extension)'}'; use .parquet, .csv or .jsonl files"
+            f"input {path}: unknown format '{ext or '(no extension)'}'; use .parquet, .csv, .jsonl or .avro files"
         )
     return FORMATS[ext]
 
@@ -93,8 +95,8 @@ def _sample_jsonl(path: str) -> pa.Schema:
 
 def read_schema(files: list[str], fmt: str) -> pa.Schema:
     """The one schema of the input files (every Parquet footer must agree)."""
-    if fmt == "parquet":
-        schemas = [_parquet_schema(path) for path in files]
+    if fmt in ("parquet", "avro"):
+        schemas = [_parquet_schema(path) if fmt == "parquet" else avro.read_schema(path) for path in files]
         first = schemas[0].remove_metadata()
         for path, schema in zip(files[1:], schemas[1:]):
             if not schema.remove_metadata().equals(first):
@@ -156,6 +158,8 @@ class ReadBatches(beam.PTransform):
     def expand(self, pbegin):
         full, columns = self._schema, self._columns
         schema = _project(full, columns)
+        if self._fmt == "avro":  # byte ranges of every file, records gathered into batches
+            return pbegin | "Avro" >> avro.ReadAvroBatches(self._files, schema, ROWS_PER_BATCH)
         if self._fmt == "parquet":  # byte ranges of every file, spread over the workers (Reshuffle inside)
             tables = (
                 pbegin
@@ -195,6 +199,8 @@ def read_columns(
             with _open(path) as handle:
                 if fmt == "parquet":
                     table = pq.read_table(handle, columns=list(columns))
+                elif fmt == "avro":
+                    table = avro.read_table(handle, path, list(columns))
                 elif fmt == "csv":
                     read = pa_csv.ReadOptions(column_names=names, skip_rows=1 if names else 0)
                     convert = pa_csv.ConvertOptions(column_types=types, include_columns=list(columns))
@@ -261,6 +267,8 @@ class WriteBatches(beam.PTransform):
 
     def expand(self, batches):
         suffix = SUFFIX[self._fmt]
+        if self._fmt == "avro":
+            return batches | "Avro" >> avro.WriteAvroBatches(self._prefix, self._schema)
         if self._fmt == "parquet":
             return (
                 batches
