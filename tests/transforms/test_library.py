@@ -205,3 +205,13 @@ def test_library_detokenize_refuses_to_build_without_an_audit_log(tmp_path, keys
     (tmp_path / "p.yaml").write_text(AUDITED.format(keyset=keyset))
     with pytest.raises(ConfigError, match="audited"):
         Detokenize(load_policy(tmp_path / "p.yaml"), ["email_token"], audit_log="")
+
+
+def test_dict_detokenize_refuses_per_subject_fields_it_cannot_join_keys_for(tmp_path, keyset):
+    from veil.errors import ConfigError
+    from veil.transforms.beam import Detokenize, DetokenizeBatches
+
+    policy = _policy(tmp_path, keyset)
+    with pytest.raises(ConfigError, match="notes are encrypted per subject.*DetokenizeBatches"):
+        Detokenize(policy, ["notes"])
+    DetokenizeBatches(policy, ["notes"])  # reads the policy's subject key table itself
