@@ -124,34 +124,42 @@ class _SanitizeFn(CountingFn):
             yield applied.batch
 
 
-class _Sanitizer:
-    """What both transforms check at construction and do in `expand()`: plan, keys, gate tables."""
+class _SanitizeTransform(beam.PTransform):
+    """What both transforms check at construction (plan, keys, gate tables) and run in `expand()`;
+    arguments as `SanitizeBatches`."""
+
+    _dict_records: bool
 
     def __init__(
         self,
         policy: Policy | Plan,
-        schema: pa.Schema | None,
-        keyset: str | None,
-        key_version: int | None,
-        overrides: dict[str, beam.PCollection | None],
-        tables: GateTables | None,
-        dict_records: bool,
+        *,
+        schema: pa.Schema | None = None,
+        keyset: str | None = None,
+        key_version: int | None = None,
+        consent_rows: beam.PCollection | None = None,
+        erased_rows: beam.PCollection | None = None,
+        subject_key_rows: beam.PCollection | None = None,
+        tables: GateTables | None = None,
+        label: str | None = None,
     ):
         if isinstance(policy, Plan):
             plan, policy = policy, policy.policy
         else:
-            plan = compile_plan(policy, schema) if schema is not None or dict_records else None
+            plan = compile_plan(policy, schema) if schema is not None or self._dict_records else None
+        super().__init__(label or f"{type(self).__name__}[{policy.purpose}]")
         self.policy, self.plan = policy, plan
         needs_keys = bool(policy.keyed_outputs) or subject_gates(policy)
-        keyset_path = resolve_keyset(policy, keyset) if needs_keys else None
+        self._keyset = resolve_keyset(policy, keyset) if needs_keys else None
+        overrides = {"consent": consent_rows, "erasure": erased_rows, "subject_keys": subject_key_rows}
         self._overrides = {name: rows for name, rows in overrides.items() if rows is not None}
         # found on the driver now: a missing erasure table refuses to build, never lets subjects flow
         self._tables = tables if tables is not None else GateTables.of(policy, frozenset(self._overrides))
-        self._keyset = keyset_path
         gated = subject_gates(policy)  # positions mean something only in the caller's own batches, not re-split
-        self._fn = _SanitizeFn(plan, policy, keyset_path, key_version, gated, positions=not (gated or dict_records))
+        positions = not (gated or self._dict_records)
+        self._fn = _SanitizeFn(plan, policy, self._keyset, key_version, gated, positions)
 
-    def expand(self, batches: beam.PCollection) -> SanitizeResult:
+    def _sanitize(self, batches: beam.PCollection) -> SanitizeResult:
         pipeline, policy = batches.pipeline, self.policy
         new_keys = None
         if subject_gates(policy):
@@ -173,91 +181,50 @@ class _Sanitizer:
         return SanitizeResult(applied.output, applied[DEAD_LETTERS], new_keys)
 
 
-class Sanitize(beam.PTransform):
+class Sanitize(_SanitizeTransform):
     """PCollection of dict records -> a `SanitizeResult` whose `output` is the policy's view, as dicts.
 
-    Records are batched into Arrow (`veil.transforms.engine.records_batch`) and run through the
-    same engine, gates and subject tables as `SanitizeBatches`: consent, erasure and subject
-    key tables the policy names are read by the transform (Beam IO), so an erased subject never
-    flows and per-subject encryption makes one key per subject.
-
-    Args:
-        policy: a loaded `Policy` (see `veil.load_policy`).
-        schema: optionally, the records' Arrow schema: values are typed by it where they fit.
-        keyset: keyset path or URI overriding `VEIL_KEYSET` and the policy's `keyset`.
-        key_version: the root key version to write with (default: the policy's pin, else primary).
-        consent_rows: the consent table as RecordBatches, overriding the policy's (which the
-            transform otherwise reads itself); likewise erased_rows and subject_key_rows.
-        tables: the policy's tables as found on the driver (`GateTables.of`), when the caller
-            already found them (`veil run`).
-        label: the transform label (default `Sanitize[<purpose>]`).
+    Records are batched into Arrow (`veil.transforms.engine.records_batch`, typed by `schema`
+    where given and the values fit) and run through the same engine, gates and subject tables as
+    `SanitizeBatches`: consent, erasure and subject key tables the policy names are read by the
+    transform (Beam IO), so an erased subject never flows and per-subject encryption makes one
+    key per subject. Arguments as `SanitizeBatches`.
     """
 
-    def __init__(
-        self,
-        policy: Policy,
-        *,
-        schema: pa.Schema | None = None,
-        keyset: str | None = None,
-        key_version: int | None = None,
-        consent_rows: beam.PCollection | None = None,
-        erased_rows: beam.PCollection | None = None,
-        subject_key_rows: beam.PCollection | None = None,
-        tables: GateTables | None = None,
-        label: str | None = None,
-    ):
-        super().__init__(label or f"Sanitize[{policy.purpose}]")
-        overrides = {"consent": consent_rows, "erasure": erased_rows, "subject_keys": subject_key_rows}
-        self._sanitizer = _Sanitizer(policy, schema, keyset, key_version, overrides, tables, dict_records=True)
+    _dict_records = True
 
     def expand(self, records) -> SanitizeResult:
-        plan = self._sanitizer.plan
+        plan = self.plan
         batches = (
             records
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=ROWS_PER_BATCH)
             | "ToArrow" >> beam.Map(lambda chunk: records_batch(plan, chunk)).with_output_types(pa.RecordBatch)
         )
-        result = self._sanitizer.expand(batches)
+        result = self._sanitize(batches)
         rows = result.output | "ToDicts" >> beam.FlatMap(pa.RecordBatch.to_pylist).with_output_types(dict[str, Any])
         return result._replace(output=rows)
 
 
-class SanitizeBatches(beam.PTransform):
+class SanitizeBatches(_SanitizeTransform):
     """PCollection of `pyarrow.RecordBatch` -> a `SanitizeResult` whose `output` has the plan's output schema.
 
     Args:
         policy: a loaded `Policy`, or a `Plan` compiled from one (then nothing is compiled again).
-        schema: the input's Arrow schema; when given, the plan is checked against it now
-            (fields missing, wrong types) rather than on the workers.
+        schema: the input's Arrow schema; when given, the plan is compiled and checked against
+            it now (fields missing, wrong types) rather than on the workers.
         keyset: keyset path or URI overriding `VEIL_KEYSET` and the policy's `keyset`.
         key_version: the root key version to write with (default: the policy's pin, else primary).
         consent_rows: the consent table as RecordBatches, overriding the policy's (which the
             transform otherwise reads itself); likewise erased_rows and subject_key_rows.
         tables: the policy's tables as found on the driver (`GateTables.of`), when the caller
             already found them (`veil run`).
-        label: the transform label (default `SanitizeBatches[<purpose>]`).
+        label: the transform label (default `<transform>[<purpose>]`).
     """
 
-    def __init__(
-        self,
-        policy: Policy | Plan,
-        *,
-        schema: pa.Schema | None = None,
-        keyset: str | None = None,
-        key_version: int | None = None,
-        consent_rows: beam.PCollection | None = None,
-        erased_rows: beam.PCollection | None = None,
-        subject_key_rows: beam.PCollection | None = None,
-        tables: GateTables | None = None,
-        label: str | None = None,
-    ):
-        purpose = (policy.policy if isinstance(policy, Plan) else policy).purpose
-        super().__init__(label or f"SanitizeBatches[{purpose}]")
-        overrides = {"consent": consent_rows, "erasure": erased_rows, "subject_keys": subject_key_rows}
-        self._sanitizer = _Sanitizer(policy, schema, keyset, key_version, overrides, tables, dict_records=False)
+    _dict_records = False
 
     def expand(self, batches) -> SanitizeResult:
-        return self._sanitizer.expand(batches)
+        return self._sanitize(batches)
 
 
 COUNTS = "counts"

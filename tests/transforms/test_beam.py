@@ -129,7 +129,7 @@ def test_keys_are_not_pickled_into_the_job_graph(keyset):
     import pickle
 
     transform = Sanitize(parse_policy(POLICY), keyset=keyset)
-    graph_bytes = pickle.dumps(transform._sanitizer._fn)
+    graph_bytes = pickle.dumps(transform._fn)
     assert b"wrapped" not in graph_bytes and keyset.encode() in graph_bytes
 
 
