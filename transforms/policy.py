@@ -9,14 +9,26 @@ import os
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    field_serializer,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from veil import _fs
 from veil.errors import ConfigError
+from veil.transforms.actions.base import ActionParams
+from veil.transforms.actions.generalize import GeneralizeParams
 from veil.transforms.registry import REGISTRY, FieldSpec
 
 KEYSET_ENV = "VEIL_KEYSET"
@@ -71,22 +83,117 @@ class ErasureSpec(BaseModel):
     table: str
 
 
+LevelSpec = Literal["keep", "suppress"] | dict[str, Any]
+SUPPRESS_LEVEL = "suppress"
+_LEVEL_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"enum": ["keep", "suppress"]},
+        {"type": "object", "description": "a generalize action's settings (prefix, bins, age_bins, width, ...)"},
+    ]
+}
+_QUASI_IDENTIFIERS_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "properties": {"levels": {"type": "array", "items": _LEVEL_SCHEMA, "minItems": 1}},
+                        "required": ["levels"],
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        },
+    ],
+    "description": "output fields an attacker could link with other data; a list, or a mapping "
+    "field -> {levels: [finest, ..., coarsest]} for on_violation: generalize",
+}
+
+
+class Hierarchy(BaseModel):
+    """A quasi-identifier's generalization levels, finest first.
+
+    Attributes:
+        levels: `keep` (first only), a `generalize` action's settings (`{prefix: 2}`), or
+            `suppress` (last only: the field becomes null). Level 0 is the field's own action;
+            each coarser level is computed from the same input field.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    levels: tuple[LevelSpec, ...] = Field(..., min_length=1)
+
+
 class KAnonymitySpec(BaseModel):
     """Dataset rule: every combination of quasi-identifier values is shared by at least k records.
 
     Attributes:
         k: the smallest allowed equivalence class (records sharing one quasi-identifier tuple).
         quasi_identifiers: output fields an attacker could link with other data (age band, zip...).
-        on_violation: `suppress` the records of smaller classes, or `fail` the job.
+            Written as a mapping, each may declare `levels` (see `Hierarchy`).
+        on_violation: `suppress` the records of smaller classes, `fail` the job, or `generalize`:
+            search the lattice of level combinations for the one with the least loss that
+            meets the rules, apply it and suppress what is left.
+        max_suppression: with `generalize`, the largest share of records that may still be
+            suppressed (default 0).
         protected: output fields whose groups (gender, country...) the report checks for
             unfair suppression.
+        fair: with `generalize`, accept only nodes where no protected group loses more than
+            twice the overall suppression rate.
+        hierarchies: the levels of the quasi-identifiers that declare them (filled from the
+            mapping form of `quasi_identifiers`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     k: int = Field(..., ge=2)
-    quasi_identifiers: tuple[str, ...] = Field(..., min_length=1)
-    on_violation: Literal["suppress", "fail"] = "suppress"
+    quasi_identifiers: Annotated[tuple[str, ...], WithJsonSchema(_QUASI_IDENTIFIERS_SCHEMA)] = Field(..., min_length=1)
+    on_violation: Literal["suppress", "fail", "generalize"] = "suppress"
+    max_suppression: float | None = Field(None, ge=0, le=1)
     protected: tuple[str, ...] = ()
+    fair: bool = False
+    hierarchies: SkipJsonSchema[dict[str, Hierarchy]] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping_form(cls, data: Any) -> Any:
+        qis = data.get("quasi_identifiers") if isinstance(data, dict) else None
+        if not isinstance(qis, dict):
+            return data
+        hierarchies = {name: spec for name, spec in qis.items() if spec is not None}
+        return {**data, "quasi_identifiers": tuple(qis), "hierarchies": hierarchies}
+
+    @model_validator(mode="after")
+    def _generalize_settings(self) -> "KAnonymitySpec":
+        generalize = self.on_violation == "generalize"
+        if self.max_suppression is not None and not generalize:
+            raise ValueError("max_suppression is for on_violation: generalize")
+        if self.fair and not generalize:
+            raise ValueError("fair is for on_violation: generalize")
+        if self.fair and not self.protected:
+            raise ValueError("fair: true needs protected fields (the groups whose suppression is compared)")
+        if self.hierarchies and not generalize:
+            raise ValueError("levels are for on_violation: generalize")
+        return self
+
+    @field_serializer("quasi_identifiers")
+    def _dump_quasi_identifiers(self, names: tuple[str, ...]) -> Any:
+        if not self.hierarchies:
+            return list(names)
+        return {name: self.hierarchies[name].model_dump() if name in self.hierarchies else None for name in names}
+
+    def level_count(self, name: str) -> int:
+        """How many levels quasi-identifier `name` has (1 without `levels`)."""
+        hierarchy = self.hierarchies.get(name)
+        return len(hierarchy.levels) if hierarchy else 1
+
+    @property
+    def allowed_suppression(self) -> float:
+        """The share of records that may stay suppressed after generalizing."""
+        return self.max_suppression or 0.0
 
 
 class LDiversitySpec(BaseModel):
@@ -207,6 +314,9 @@ class Policy(BaseModel):
                     _field_error((rule, key, index), f"'{name}' is not an output field of this policy")
                 if name in names[:index]:
                     _field_error((rule, key, index), f"'{name}' is named twice")
+        if self.k_anonymity is not None:
+            for name in self.k_anonymity.hierarchies:
+                self.levels_of(name)  # raises a located error for a bad level
         if self.l_diversity is not None:
             both = sorted(set(self.l_diversity.sensitive) & set(self.k_anonymity.quasi_identifiers))
             if both:
@@ -226,6 +336,71 @@ class Policy(BaseModel):
         if self._sha256 is None:
             return hashlib.sha256(self.model_dump_json(by_alias=True).encode()).hexdigest()
         return self._sha256
+
+    def levels_of(self, quasi_identifier: str) -> tuple[ActionParams | None, ...]:
+        """The generalization levels of output field `quasi_identifier`, finest first: the
+        field's own action, then each coarser level's params (None: `suppress`).
+
+        A level's `age_bins` without `at` takes the field's `at`.
+        """
+        source = next(name for name, spec in self.fields.items() if (spec.as_ or name) == quasi_identifier)
+        own = self.fields[source]
+        hierarchy = self.k_anonymity.hierarchies.get(quasi_identifier) if self.k_anonymity else None
+        if hierarchy is None:
+            return (own,)
+        loc = ("k_anonymity", "quasi_identifiers", quasi_identifier, "levels")
+        if own.action not in ("keep", "generalize"):
+            _field_error(
+                loc, f"levels need the field's action to be keep or generalize (field '{source}' is {own.action})"
+            )
+        levels: list[ActionParams | None] = []
+        last = len(hierarchy.levels) - 1
+        for index, level in enumerate(hierarchy.levels):
+            where = (*loc, index)
+            if level == SUPPRESS_LEVEL:
+                if index != last:
+                    _field_error(where, "suppress can only be the last level")
+                if index == 0:
+                    _field_error(where, "the first level is the field's own action, not suppress")
+                levels.append(None)
+                continue
+            if level == "keep":
+                if index != 0:
+                    _field_error(where, "keep can only be the first (finest) level")
+                if own.action != "keep":
+                    _field_error(where, f"level 0 must be field '{source}''s own action ({own.action})")
+                levels.append(own)
+                continue
+            params = self._generalize_level(level, own, where)
+            if index == 0:
+                if own.action != "generalize" or _settings(params) != _settings(own):
+                    _field_error(
+                        where, f"level 0 must be field '{source}''s own action (the finest level is what it does)"
+                    )
+                levels.append(own)
+                continue
+            if params.variant == "map" and params.other is None:
+                _field_error((*where, "map"), "a coarser map level needs 'other' (the label of unmapped values)")
+            levels.append(params)
+        return tuple(levels)
+
+    @staticmethod
+    def _generalize_level(level: dict[str, Any], own: ActionParams, where: tuple) -> GeneralizeParams:
+        """A level's settings as generalize params (`at` from the field's own action when absent)."""
+        reserved = sorted(set(level) & {"action", "as", "on_error"})
+        if reserved:
+            _field_error((*where, reserved[0]), "a level holds generalize settings only (no action, as or on_error)")
+        settings = dict(level)
+        if "age_bins" in settings and "at" not in settings and getattr(own, "at", None) is not None:
+            settings["at"] = own.at
+        try:
+            return GeneralizeParams.model_validate({"action": "generalize", **settings})
+        except ValidationError as exc:
+            error = exc.errors(include_input=False)[0]
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key (remove it or check its spelling)"
+            _field_error((*where, *error["loc"]), message)
 
     def output_name(self, field: str) -> str:
         """The output name of input `field` (its `as`, else its own name)."""
@@ -294,6 +469,11 @@ class Policy(BaseModel):
         return versions.pop()
 
 
+def _settings(params: ActionParams) -> dict[str, Any]:
+    """A generalization's settings, without the output name and the error rule."""
+    return params.model_dump(exclude={"as_", "on_error"}, exclude_none=True)
+
+
 def resolve_keyset(policy: Policy, override: str | None = None) -> str:
     """The keyset to use: `override` (--keyset), else `VEIL_KEYSET`, else the policy's."""
     path = override or os.environ.get(KEYSET_ENV) or policy.keyset
@@ -335,6 +515,8 @@ def _describe(error: dict[str, Any], data: Any, lines: dict[tuple, int]) -> str:
         spec = (data.get("fields") or {}).get(loc[1])
         if isinstance(spec, dict) and loc[2] == spec.get("action"):
             loc = loc[:2] + loc[3:]
+    if loc[:2] == ("k_anonymity", "hierarchies"):  # the mapping form of quasi_identifiers, as written
+        loc = ("k_anonymity", "quasi_identifiers", *loc[2:])
     known = loc
     while known and known not in lines:
         known = known[:-1]
