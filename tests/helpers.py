@@ -4,12 +4,23 @@ import base64
 import contextlib
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass
+from fractions import Fraction
+from itertools import product
 from pathlib import Path
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
 
 from veil.errors import ErrorCode
 from veil.pipelines.cli import main
 from veil.transforms.columns import map_column
+from veil.transforms.counting import metrics_namespace
+from veil.transforms.enforce import EnforceKAnonymity
 
 
 @dataclass
@@ -50,3 +61,60 @@ def edit_json(path: str, edit) -> None:
     doc = json.loads(Path(path).read_text())
     edit(doc)
     Path(path).write_text(json.dumps(doc))
+
+
+def run_enforce(policy, batches, folder: Path, *options: str):
+    """(released rows as sorted JSON lines, the summary, the purpose's counters)."""
+    pipeline = TestPipeline(options=PipelineOptions(list(options)))
+    result = pipeline | beam.Create(batches).with_output_types(pa.RecordBatch) | EnforceKAnonymity(policy)
+    _ = (
+        result.batches
+        | "Rows" >> beam.FlatMap(lambda b: [json.dumps(r, sort_keys=True, default=str) for r in b.to_pylist()])
+        | "WriteRows" >> beam.io.WriteToText(str(folder / "rows"))
+    )
+    _ = (
+        result.summary
+        | "Json" >> beam.Map(lambda s: json.dumps(s, sort_keys=True))
+        | "WriteSummary" >> beam.io.WriteToText(str(folder / "summary"))
+    )
+    finished = pipeline.run()
+    finished.wait_until_finish()
+    query = finished.metrics().query(MetricsFilter().with_namespace(metrics_namespace(policy.purpose)))
+    counters = {c.key.metric.name: c.committed for c in query["counters"]}
+    rows = sorted(line for f in folder.glob("rows*") for line in f.read_text().splitlines())
+    (summary,) = [json.loads(line) for f in folder.glob("summary*") for line in f.read_text().splitlines()]
+    return rows, summary, counters
+
+
+def brute_force(records, key_of, level_counts, rules, *, sensitive=None, protected=()):
+    """(best node, its suppressed records) over the whole lattice, the plain way, or None.
+
+    `key_of(record, node)` is a record's class at `node`; the rules are those documented for
+    `on_violation: generalize` (loss = mean of level / (levels - 1); ties to fewer suppressed,
+    then to the smaller level tuple; a protected group is unfair above 2x the overall rate).
+    """
+    best = None
+    for node in product(*(range(c) for c in level_counts)):
+        keys = [key_of(r, node) for r in records]
+        sizes = Counter(keys)
+        distinct: dict[tuple, set] = {}
+        for key, record in zip(keys, records):
+            distinct.setdefault(key, set()).add(record[sensitive] if sensitive else None)
+        gone = [sizes[key] < rules.k or (rules.l is not None and len(distinct[key]) < rules.l) for key in keys]
+        suppressed = sum(gone)
+        if suppressed > rules.max_suppression * len(records):
+            continue
+        if rules.fair and suppressed:
+            rate = suppressed / len(records)
+            unfair = False
+            for name in protected:
+                before = Counter(r[name] for r in records)
+                lost = Counter(r[name] for r, g in zip(records, gone) if g)
+                unfair |= any(lost[v] / before[v] > 2 * rate for v in before)
+            if unfair:
+                continue
+        loss = sum(Fraction(level, c - 1) for level, c in zip(node, level_counts) if c > 1) / len(node)
+        candidate = (loss, suppressed, node)
+        if best is None or candidate < best:
+            best = candidate
+    return None if best is None else (best[2], best[1])

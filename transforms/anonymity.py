@@ -126,6 +126,21 @@ def label(value: Any) -> str:
     return "null" if value is None else str(shown(value))
 
 
+def row_keys(batch: pa.RecordBatch, quasi_identifiers: Sequence[str]) -> list[str]:
+    """Each row's class key (`encode` of its quasi-identifier values, once per distinct tuple)."""
+    columns = [batch.column(name).to_pylist() for name in quasi_identifiers]
+    nested = any(pa.types.is_nested(batch.column(name).type) for name in quasi_identifiers)
+    keys: dict[Any, str] = {}
+    out = []
+    for values in zip(*columns):
+        seen = hashable(list(values)) if nested else values  # a NaN only misses the cache
+        key = keys.get(seen)
+        if key is None:
+            key = keys[seen] = encode(values)
+        out.append(key)
+    return out
+
+
 def group_classes(
     table: pa.Table | pa.RecordBatch, quasi_identifiers: Sequence[str], sensitive: Sequence[str] = (), *, values: bool
 ) -> list[tuple[tuple, int, list]]:
@@ -477,10 +492,11 @@ def manifest_section(policy: Policy, summary: Mapping[str, Any]) -> dict[str, An
     before = size_figures(sizes, spec.k)
     violations = summary["violations"]
     suppressed = {reason: violations.get(reason, {}).get("records", 0) for reason in (K_ANONYMITY, L_DIVERSITY)}
-    total = sum(suppressed.values()) if spec.on_violation == "suppress" else 0
+    total = sum(suppressed.values()) if spec.on_violation != "fail" else 0
     entries, warnings = fairness(summary["groups"], spec.protected)
-    hints = hints_for(spec.quasi_identifiers, output_params(policy))
-    return {
+    generalization = summary.get("generalization")
+    hints = [] if generalization else hints_for(spec.quasi_identifiers, output_params(policy))
+    section = {
         "k": spec.k,
         "quasi_identifiers": list(spec.quasi_identifiers),
         "on_violation": spec.on_violation,
@@ -496,6 +512,9 @@ def manifest_section(policy: Policy, summary: Mapping[str, Any]) -> dict[str, An
         "warnings": warnings,
         "hints": hint_entries(hints, summary["hints"], before["records_below_k"], spec.k),
     }
+    if generalization:  # `before` is the finest level: what `suppress` would have faced
+        section["generalization"] = generalization
+    return section
 
 
 def violation_message(policy: Policy, violations: Mapping[str, Mapping[str, int]]) -> str | None:

@@ -47,12 +47,14 @@ from veil.transforms.anonymity import (
     hashable,
     hints_for,
     output_params,
+    row_keys,
     shown,
     verdict,
     violation_message,
 )
 from veil.transforms.beam import ArrowBatchCoder
 from veil.transforms.counting import CountingFn
+from veil.transforms.generalization import apply_node, batch_classes, merge_class, outcome
 from veil.transforms.policy import Policy
 
 __all__ = ["EnforceKAnonymity", "KAnonymityResult"]
@@ -76,21 +78,6 @@ class KAnonymityResult(NamedTuple):
 
     batches: beam.PCollection
     summary: beam.PCollection
-
-
-def _row_keys(batch: pa.RecordBatch, quasi_identifiers: Sequence[str]) -> list[str]:
-    """Each row's class key (encoded once per distinct tuple)."""
-    columns = [batch.column(name).to_pylist() for name in quasi_identifiers]
-    nested = any(pa.types.is_nested(batch.column(name).type) for name in quasi_identifiers)
-    keys: dict[Any, str] = {}
-    out = []
-    for values in zip(*columns):
-        seen = hashable(list(values)) if nested else values  # a NaN only misses the cache
-        key = keys.get(seen)
-        if key is None:
-            key = keys[seen] = encode(values)
-        out.append(key)
-    return out
 
 
 def _value_text(value: Any) -> str:
@@ -177,7 +164,7 @@ class _SuppressFn(CountingFn):
             if not violating:
                 yield batch
                 continue
-            reasons = [violating.get(key) for key in _row_keys(batch, self._qis)]
+            reasons = [violating.get(key) for key in row_keys(batch, self._qis)]
             dropped = [row for row, reason in enumerate(reasons) if reason is not None]
             if not dropped:
                 yield batch
@@ -258,6 +245,66 @@ class _SummaryFn(beam.CombineFn):
         }
 
 
+class _LevelIndexFn(beam.DoFn):
+    """Batch -> (finest class key, its figures in the batch), for `on_violation: generalize`."""
+
+    def __init__(self, policy: Policy):
+        self._policy = policy
+
+    def process(self, batch: pa.RecordBatch) -> Iterable[tuple[str, tuple]]:
+        if batch.num_rows:
+            yield from batch_classes(batch, self._policy)
+
+
+class _MergeClassFn(beam.CombineFn):
+    """A finest class's per-batch figures -> its figures (records add up, distinct values capped at l)."""
+
+    def __init__(self, cap: int, sensitive: int):
+        self._cap, self._sensitive = cap, sensitive
+
+    def create_accumulator(self):
+        return 0, tuple(() for _ in range(self._sensitive)), {}
+
+    def add_input(self, accumulator, element):
+        return merge_class([accumulator, element], self._cap, self._sensitive)
+
+    def merge_accumulators(self, accumulators):
+        return merge_class(accumulators, self._cap, self._sensitive)
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+class _ApplyNodeFn(CountingFn):
+    """Batch + the search's outcome -> the batch at the chosen node, minus the classes still violating."""
+
+    def __init__(self, policy: Policy):
+        super().__init__(policy.purpose)
+        self._policy = policy
+
+    def process(self, batch: pa.RecordBatch, chosen: dict) -> Iterable[pa.RecordBatch]:
+        out, counts = apply_node(batch, self._policy, chosen)
+        self._count(counts)
+        if out.num_rows:
+            yield out
+
+
+def _generalize(batches, policy: Policy) -> KAnonymityResult:
+    l_spec = policy.l_diversity
+    cap, sensitive = (l_spec.l, len(l_spec.sensitive)) if l_spec else (0, 0)
+    chosen = (
+        batches
+        | "IndexLevels" >> beam.ParDo(_LevelIndexFn(policy))
+        | "FinestClasses" >> beam.CombinePerKey(_MergeClassFn(cap, sensitive))
+        | "AllClasses" >> beam.combiners.ToList()
+        | "Search" >> beam.Map(lambda classes, p: outcome(p, classes), policy).with_output_types(dict)
+    )
+    released = batches | "ApplyNode" >> beam.ParDo(
+        _ApplyNodeFn(policy), beam.pvalue.AsSingleton(chosen)
+    ).with_output_types(pa.RecordBatch)
+    return KAnonymityResult(released, chosen | "Summary" >> beam.Map(lambda found: found["summary"]))
+
+
 def _refuse(summary: dict, policy: Policy) -> dict:
     message = violation_message(policy, summary["violations"])
     if message is not None:
@@ -291,6 +338,8 @@ class EnforceKAnonymity(beam.PTransform):
         policy = self._policy
         spec, l_spec = policy.k_anonymity, policy.l_diversity
         l, sensitive = (l_spec.l, l_spec.sensitive) if l_spec else (None, ())  # noqa: E741
+        if spec.on_violation == "generalize":
+            return _generalize(batches, policy)
         suppress = spec.on_violation == "suppress"
         qis, protected = spec.quasi_identifiers, spec.protected
 

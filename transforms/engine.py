@@ -160,16 +160,18 @@ class BoundPlan:
             key_version = keyring.resolve_version(key_version or policy.key_version)
         self.key_version = key_version if plan.keyed else None
         self._keyring = keyring
-        self._fields: list[_Field] = []
-        for op in plan.ops:
-            action = REGISTRY[op.action]
-            context = BindContext(
-                policy.purpose, op.source, keyring if action.keyed else None, self.key_version if action.keyed else None
-            )
-            column_fn = action.bind_column(op.params, context) if action.bind_column else None
-            role = action.subject_input(op.params)
-            subject_column = None if role is None else policy.subject if role == "id" else SUBJECT_KEY_COLUMN
-            self._fields.append(_Field(op, action, action.bind(op.params, context), column_fn, context, subject_column))
+        self._fields = [self._bind(op, keyring) for op in plan.ops]
+        self._levels = [self._bind(op, keyring) for op in plan.levels]  # hidden coarser levels (see Plan.levels)
+
+    def _bind(self, op: ColumnOp, keyring: KeyRing | None) -> _Field:
+        policy, action = self.plan.policy, REGISTRY[op.action]
+        context = BindContext(
+            policy.purpose, op.source, keyring if action.keyed else None, self.key_version if action.keyed else None
+        )
+        column_fn = action.bind_column(op.params, context) if action.bind_column else None
+        role = action.subject_input(op.params)
+        subject_column = None if role is None else policy.subject if role == "id" else SUBJECT_KEY_COLUMN
+        return _Field(op, action, action.bind(op.params, context), column_fn, context, subject_column)
 
     def _refuse(self, op: ColumnOp, error: ActionError | None) -> None:
         """Raise for a field with `on_error: fail` that met a value it cannot protect."""
@@ -194,8 +196,9 @@ class BoundPlan:
         except VeilError:  # a keyset without a subject key: no references
             return [None] * len(rows)
 
-    def apply_batch(self, batch: pa.RecordBatch, positions: bool = True) -> Applied:
-        """Gate and transform an Arrow batch, column by column.
+    def apply_batch(self, batch: pa.RecordBatch, positions: bool = True, levels: bool = True) -> Applied:
+        """Gate and transform an Arrow batch, column by column; the output has the plan's batch
+        schema (with `levels`, the default) or its output schema.
 
         Columns stay Arrow arrays: actions with Arrow kernels never convert values to Python,
         the others see each distinct value once (deterministic) or each non-null value; a mixed
@@ -205,12 +208,13 @@ class BoundPlan:
             batch: the input rows (input fields by name; missing fields are null).
             positions: whether row indices of this batch mean something to the caller (they go
                 into dead letters).
+            levels: whether to add the hidden level columns of `on_violation: generalize`.
 
         Raises:
             DataRefusedError: a field with `on_error: fail` met a value it cannot protect.
         """
         policy = self.plan.policy
-        schema = self.plan.output_schema
+        schema = self.plan.batch_schema if levels else self.plan.output_schema
         counts: Counter = Counter({READ: batch.num_rows})
         origin = np.arange(batch.num_rows) if positions else None  # input row of each row left
         if policy.consent and policy.consent.field:
@@ -229,12 +233,15 @@ class BoundPlan:
         failures: list[tuple[_Field, list[int], ActionError | None]] = []
         dropped = np.zeros(batch.num_rows, dtype=bool)
         python_columns: dict[str, list] = {}
-        for index, bound in enumerate(self._fields):
+        fields = [*self._fields, *self._levels] if levels else self._fields
+        for index, bound in enumerate(fields):
             op = bound.op
             target = schema.field(index).type if schema is not None else None
             values = batch.column(op.source) if op.source in batch.schema.names else pa.nulls(batch.num_rows)
             result, failed, error = self._apply_field(bound, batch, values, python_columns)
-            bad = unreadable.get(op.source)
+            if index >= len(self._fields):  # a coarser level: a value it fails on is null (more general), not counted
+                failed = []
+            bad = unreadable.get(op.source) if index < len(self._fields) else None
             if bad:  # made null by `records_batch` already: count them as what they are
                 failed = sorted(set(failed) | set(bad))
                 error = error or ActionError(ErrorCode.UNREADABLE, op.source, op.action)
@@ -248,7 +255,7 @@ class BoundPlan:
             if target is not None and result.type != target and not is_mixed(result.type):
                 result = result.cast(target)
             arrays.append(result)
-        out = pa.RecordBatch.from_arrays(arrays, names=[op.output for op in self.plan.ops])
+        out = pa.RecordBatch.from_arrays(arrays, names=[bound.op.output for bound in fields])
         letters = self._dead_letters(batch, failures, unreadable, origin)
         lost = int(dropped.sum())
         if lost:
@@ -260,7 +267,7 @@ class BoundPlan:
     def apply_records(self, records: Sequence[Mapping[str, Any]], positions: bool = True) -> AppliedRecords:
         """`apply_batch` over dict records (converted by `records_batch`, and back): each output
         record has the output fields only."""
-        applied = self.apply_batch(records_batch(self.plan, records), positions)
+        applied = self.apply_batch(records_batch(self.plan, records), positions, levels=False)
         return AppliedRecords(applied.batch.to_pylist(), applied.counts, applied.dead_letters)
 
     def _apply_field(

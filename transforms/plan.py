@@ -45,12 +45,15 @@ class Plan:
         ops: the output fields, in policy order.
         dropped: input fields that do not reach the output (known only with a schema).
         input_schema: the input's schema, if known.
+        levels: with `on_violation: generalize`, the coarser levels of the quasi-identifiers
+            (hidden columns named by `level_column`, for `EnforceKAnonymity` to choose from).
     """
 
     policy: Policy
     ops: tuple[ColumnOp, ...]
     dropped: tuple[str, ...]
     input_schema: pa.Schema | None
+    levels: tuple[ColumnOp, ...] = ()
 
     @property
     def output_schema(self) -> pa.Schema | None:
@@ -58,6 +61,14 @@ class Plan:
         if self.input_schema is None:
             return None
         return pa.schema([pa.field(op.output, op.output_type) for op in self.ops])
+
+    @property
+    def batch_schema(self) -> pa.Schema | None:
+        """The schema of the batches `SanitizeBatches` makes: the output's, then the hidden level columns."""
+        schema = self.output_schema
+        if schema is None or not self.levels:
+            return schema
+        return pa.schema([*schema, *(pa.field(op.output, op.output_type) for op in self.levels)])
 
     @property
     def keyed(self) -> bool:
@@ -79,6 +90,49 @@ class Plan:
         ):
             used.append(policy.subject)
         return tuple(used)
+
+
+def level_column(quasi_identifier: str, level: int) -> str:
+    """The hidden column holding `quasi_identifier` at a coarser `level` (between sanitize and k-anonymity)."""
+    return f"__veil_level{level}__{quasi_identifier}"
+
+
+def _level_ops(
+    policy: Policy, ops: list[ColumnOp], input_types: dict[str, pa.DataType] | None, problems: list[str]
+) -> tuple[ColumnOp, ...]:
+    """The hidden ColumnOps of every coarser, non-suppress level (see `Plan.levels`)."""
+    spec = policy.k_anonymity
+    if spec is None or spec.on_violation != "generalize":
+        return ()
+    by_output = {op.output: op for op in ops}
+    levels = []
+    for name in spec.hierarchies:
+        own = by_output.get(name)
+        if own is None:  # its input field is missing: reported already
+            continue
+        for index, params in enumerate(policy.levels_of(name)):
+            if index == 0 or params is None:
+                continue
+            output_type = None
+            if input_types is not None:
+                where = f"k_anonymity.quasi_identifiers.{name}.levels.{index}"
+                input_type, action = input_types[own.source], REGISTRY[params.action]
+                kinds = action.accepted_kinds(params)
+                if kinds is not None and kind_of(input_type) not in (*kinds, "null"):
+                    problems.append(
+                        f"{where}: field '{own.source}' is {input_type}, but {params.variant} takes "
+                        f"{' or '.join(sorted(kinds))}"
+                    )
+                    continue
+                output_type = action.output_type(params, input_type)
+                if output_type != own.output_type:
+                    problems.append(
+                        f"{where} makes {output_type}, but the "
+                        f"field makes {own.output_type}: every level of a quasi-identifier must make one type"
+                    )
+                    continue
+            levels.append(ColumnOp(own.source, level_column(name, index), params, output_type))
+    return tuple(levels)
 
 
 def subject_gates(policy: Policy) -> bool:
@@ -133,6 +187,7 @@ def compile_plan(policy: Policy, schema: pa.Schema | None = None) -> Plan:
             )
         outputs = {op.source for op in ops}
         dropped = tuple(name for name in input_types if name not in outputs)
+    levels = _level_ops(policy, ops, input_types, problems)
     if problems:
         raise ConfigError(f"{_where(policy)}: " + "; ".join(problems))
-    return Plan(policy, tuple(ops), dropped, schema)
+    return Plan(policy, tuple(ops), dropped, schema, levels)

@@ -6,18 +6,13 @@ Every expectation is recomputed here in plain Python from the sanitized rows, in
 
 import json
 from collections import Counter
-from pathlib import Path
 
-import apache_beam as beam
 import pyarrow as pa
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.testing.test_pipeline import TestPipeline
+from helpers import run_enforce
 
 from veil.errors import ConfigError
 from veil.pipelines.synthetic import CUSTOMER_SCHEMA, synthetic_customers
-from veil.transforms.counting import metrics_namespace
 from veil.transforms.enforce import EnforceKAnonymity
 from veil.transforms.engine import BoundPlan
 from veil.transforms.plan import compile_plan
@@ -59,29 +54,6 @@ def sanitized_batches(policy) -> list[pa.RecordBatch]:
 
 def as_lines(rows) -> list[str]:
     return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
-
-
-def run_enforce(policy, batches, folder: Path, *options: str):
-    """(released rows as sorted JSON lines, the summary, the purpose's counters)."""
-    pipeline = TestPipeline(options=PipelineOptions(list(options)))
-    result = pipeline | beam.Create(batches).with_output_types(pa.RecordBatch) | EnforceKAnonymity(policy)
-    _ = (
-        result.batches
-        | "Rows" >> beam.FlatMap(lambda b: [json.dumps(r, sort_keys=True, default=str) for r in b.to_pylist()])
-        | "WriteRows" >> beam.io.WriteToText(str(folder / "rows"))
-    )
-    _ = (
-        result.summary
-        | "Json" >> beam.Map(lambda s: json.dumps(s, sort_keys=True))
-        | "WriteSummary" >> beam.io.WriteToText(str(folder / "summary"))
-    )
-    finished = pipeline.run()
-    finished.wait_until_finish()
-    query = finished.metrics().query(MetricsFilter().with_namespace(metrics_namespace(policy.purpose)))
-    counters = {c.key.metric.name: c.committed for c in query["counters"]}
-    rows = sorted(line for f in folder.glob("rows*") for line in f.read_text().splitlines())
-    (summary,) = [json.loads(line) for f in folder.glob("summary*") for line in f.read_text().splitlines()]
-    return rows, summary, counters
 
 
 def expected_release(rows: list[dict], qis, k: int, sensitive=(), l: int | None = None):  # noqa: E741

@@ -7,10 +7,9 @@ then to the smaller level tuple; k, l, max_suppression and fair.
 
 import random
 from collections import Counter
-from fractions import Fraction
-from itertools import product
 
 import pytest
+from helpers import brute_force
 
 from veil.transforms.lattice import ClassTable, Rules, search, search_classes
 
@@ -59,33 +58,6 @@ def finest_classes(records, hierarchies):
     return [(paths, n, (tuple(seen),), groups) for paths, (n, seen, groups) in classes.items()]
 
 
-def brute_force(records, hierarchies, k, l, max_suppression, fair):  # noqa: E741
-    """(best node, its suppressed records) over the whole lattice, or None."""
-    counts = [len(levels) for levels in hierarchies]
-    best = None
-    for node in product(*(range(c) for c in counts)):
-        keys = [tuple(paths_of(r, hierarchies)[i][node[i]] for i in range(len(node))) for r in records]
-        sizes = Counter(keys)
-        distinct: dict[tuple, set] = {}
-        for key, record in zip(keys, records):
-            distinct.setdefault(key, set()).add(record["s"])
-        gone = [sizes[key] < k or (l is not None and len(distinct[key]) < l) for key in keys]
-        suppressed = sum(gone)
-        if suppressed > max_suppression * len(records):
-            continue
-        if fair and suppressed:
-            rate = suppressed / len(records)
-            before = Counter(r["p"] for r in records)
-            lost = Counter(r["p"] for r, g in zip(records, gone) if g)
-            if any(lost[p] / before[p] > 2 * rate for p in before):
-                continue
-        loss = sum(Fraction(level, c - 1) for level, c in zip(node, counts) if c > 1) / len(node)
-        candidate = (loss, suppressed, node)
-        if best is None or candidate < best:
-            best = candidate
-    return None if best is None else (best[2], best[1])
-
-
 @pytest.mark.parametrize(
     "k, l, max_suppression, fair",
     [(2, None, 0.0, False), (3, None, 0.05, False), (5, None, 0.1, False), (3, 2, 0.05, False), (3, None, 0.2, True)],
@@ -97,7 +69,14 @@ def test_the_search_finds_the_brute_force_optimum(k, l, max_suppression, fair): 
         records, hierarchies = random_data(seed)
         counts = [len(levels) for levels in hierarchies]
         _, result = search_classes(finest_classes(records, hierarchies), counts, rules, sensitive=1)
-        expected = brute_force(records, hierarchies, k, l, max_suppression, fair)
+        expected = brute_force(
+            records,
+            lambda r, node, h=hierarchies: tuple(paths_of(r, h)[i][level] for i, level in enumerate(node)),
+            counts,
+            Rules(k, l, max_suppression, fair),
+            sensitive="s",
+            protected=["p"],
+        )
         got = None if result.chosen is None else (result.chosen.node, result.chosen.suppressed)
         assert got == expected, f"seed {seed}"
         evaluated, lattice, found = evaluated + result.evaluated, lattice + result.lattice_size, found + bool(got)
