@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from veil import _fs
 from veil.errors import ConfigError, InputError
-from veil.pipelines import outputs
+from veil.pipelines import dataflow, outputs
 from veil.pipelines.manifest import manifest_json
 from veil.transforms.audit import utc_now
 from veil.transforms.beam import metrics_namespace
@@ -175,7 +175,7 @@ class StagedJob:
 
     def run(self, build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None) -> None:
         """Build the pipeline with `build` and run it to the end."""
-        options = PipelineOptions(list(beam_args or []))
+        options = PipelineOptions(dataflow.staging_args(list(beam_args or [])))
         self.runner = options.view_as(StandardOptions).runner or "DirectRunner"
         pipeline = beam.Pipeline(options=options)
         build(pipeline)
