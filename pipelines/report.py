@@ -185,6 +185,7 @@ def build_report(
         "fairness": entries,
         "fairness_warnings": warnings,
         "hints": hints,
+        "generalization": run.get("generalization") if run else None,
     }
 
 

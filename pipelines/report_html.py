@@ -95,6 +95,31 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[i
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _generalization_html(generalization: dict[str, Any]) -> list[str]:
+    """The chosen node of `on_violation: generalize` and the runner-ups the search evaluated."""
+    nodes = [("chosen", generalization["chosen"]), ("finest (plain suppression)", generalization["finest"])]
+    nodes += [("runner-up", node) for node in generalization["runner_ups"]]
+    rows = [
+        [
+            what,
+            ", ".join(f"{name} {level['setting']}" for name, level in node["levels"].items()),
+            f"{node['loss']:.3f}",
+            node["suppressed"],
+            _pct(node["share_suppressed"]),
+            "yes" if node["qualifies"] else node["why_not"] or "no",
+        ]
+        for what, node in nodes
+    ]
+    return [
+        "<h2>Generalization</h2>",
+        f"<p>The search evaluated {generalization['nodes_evaluated']} of {generalization['lattice_size']} nodes "
+        f"of the lattice (at most {_pct(generalization['max_suppression'])} suppressed"
+        f"{', fair to every protected group' if generalization['fair'] else ''}); loss is the mean over "
+        "quasi-identifiers of level / (levels - 1).</p>",
+        _table(["node", "levels", "loss", "suppressed", "share", "qualifies"], rows, {2, 3, 4}),
+    ]
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG; no script, no network)."""
     below = report["records_below_k"]
@@ -170,6 +195,8 @@ def render_html(report: dict[str, Any]) -> str:
                 marks,
             ),
         ]
+    if report.get("generalization"):
+        parts += _generalization_html(report["generalization"])
     if report["fairness_warnings"]:
         items = "".join(f"<li>{_e(w)}</li>" for w in report["fairness_warnings"])
         parts += ["<h2>Warnings</h2>", f'<ul class="warn-list">{items}</ul>']

@@ -40,6 +40,15 @@ def run_lines(manifests: Sequence[dict[str, Any]]) -> list[str]:
             f"{purpose}: k-anonymity k={entry['k']} over {', '.join(entry['quasi_identifiers'])}: "
             f"{lost['records']} of {entry['before']['records']} records suppressed ({lost['share']:.1%})"
         )
+        generalization = entry.get("generalization")
+        if generalization:
+            chosen, finest = generalization["chosen"], generalization["finest"]
+            levels = ", ".join(f"{name} {level['setting']}" for name, level in chosen["levels"].items())
+            lines.append(
+                f"{purpose}: generalized to {levels} (loss {chosen['loss']:.2f}; {generalization['nodes_evaluated']} "
+                f"of {generalization['lattice_size']} nodes evaluated); plain suppression would have dropped "
+                f"{finest['suppressed']} records ({finest['share_suppressed']:.1%})"
+            )
         lines += [f"warning: {purpose}: {text}" for text in entry["warnings"]]
         lines.append(f"{purpose}: risk report {FileSystems.join(folder, REPORT_HTML)}")
     return lines

@@ -106,7 +106,10 @@ def run_job(
         batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema, sorted(needed) or None)
         for view in views:
             purpose, policy, staging = view.plan.policy.purpose, view.plan.policy, job.stage(view.folder)
-            sanitize = SanitizeBatches(view.plan, keyset=view.keyset, key_version=view.key_version, tables=view.tables)
+            generalize = policy.k_anonymity is not None and policy.k_anonymity.on_violation == "generalize"
+            sanitize = SanitizeBatches(
+                view.plan, keyset=view.keyset, key_version=view.key_version, tables=view.tables, levels=generalize
+            )
             write = WriteBatches(FileSystems.join(staging, "part"), output_format, view.plan.output_schema)
             result = batches | f"Sanitize[{purpose}]" >> sanitize
             sanitized = result.output

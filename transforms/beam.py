@@ -94,10 +94,12 @@ class _SanitizeFn(CountingFn):
         key_version: int | None,
         gated: bool,
         positions: bool,
+        levels: bool = False,
     ):
         super().__init__(policy.purpose)
         self._plan, self._policy = plan, policy
         self._keyset, self._key_version, self._gated, self._positions = keyset, key_version, gated, positions
+        self._levels = levels
 
     def setup(self) -> None:
         self._keyring = open_keyring(self._keyset) if self._keyset else None
@@ -113,7 +115,7 @@ class _SanitizeFn(CountingFn):
         return bound
 
     def process(self, batch: pa.RecordBatch) -> Iterable[Any]:
-        applied = self._bound_plan(batch.schema).apply_batch(batch, positions=self._positions)
+        applied = self._bound_plan(batch.schema).apply_batch(batch, positions=self._positions, levels=self._levels)
         counts = applied.counts
         if self._gated:  # the gate upstream counted what was read
             del counts["read"]
@@ -141,6 +143,7 @@ class _SanitizeTransform(beam.PTransform):
         erased_rows: beam.PCollection | None = None,
         subject_key_rows: beam.PCollection | None = None,
         tables: GateTables | None = None,
+        levels: bool = False,
         label: str | None = None,
     ):
         if isinstance(policy, Plan):
@@ -157,7 +160,8 @@ class _SanitizeTransform(beam.PTransform):
         self._tables = tables if tables is not None else GateTables.of(policy, frozenset(self._overrides))
         gated = subject_gates(policy)  # positions mean something only in the caller's own batches, not re-split
         positions = not (gated or self._dict_records)
-        self._fn = _SanitizeFn(plan, policy, self._keyset, key_version, gated, positions)
+        levels = levels and not self._dict_records
+        self._fn = _SanitizeFn(plan, policy, self._keyset, key_version, gated, positions, levels)
 
     def _sanitize(self, batches: beam.PCollection) -> SanitizeResult:
         pipeline, policy = batches.pipeline, self.policy
@@ -218,6 +222,8 @@ class SanitizeBatches(_SanitizeTransform):
             transform otherwise reads itself); likewise erased_rows and subject_key_rows.
         tables: the policy's tables as found on the driver (`GateTables.of`), when the caller
             already found them (`veil run`).
+        levels: with `on_violation: generalize`, add the coarser levels of the quasi-identifiers
+            as hidden columns, for `EnforceKAnonymity` (which needs them and removes them).
         label: the transform label (default `<transform>[<purpose>]`).
     """
 

@@ -68,8 +68,8 @@ def batch_classes(batch: pa.RecordBatch, policy: Policy) -> Iterable[tuple[str, 
     missing = [c for c in columns if c not in batch.schema.names]
     if missing:
         raise ConfigError(
-            f"policy '{policy.purpose}': on_violation: generalize needs the batches SanitizeBatches makes "
-            f"(they carry every level of the quasi-identifiers); these lack {', '.join(missing)}"
+            f"policy '{policy.purpose}': on_violation: generalize needs the batches SanitizeBatches(policy, "
+            f"levels=True) makes (they carry every level of the quasi-identifiers); these lack {', '.join(missing)}"
         )
     groups: dict[tuple, Counter] = {}
     for name in spec.protected:

@@ -210,7 +210,7 @@ def test_no_qualifying_node_fails_naming_the_coarsest_nodes_suppression(tmp_path
 def test_batches_without_the_level_columns_are_refused(tmp_path):
     policy = parse_policy(yaml.safe_dump(policy_of(), sort_keys=False))
     visible = [batch.select(list(QIS) + ["country", "income_band"]) for batch in sanitized(policy)]
-    with pytest.raises(Exception, match="needs the batches SanitizeBatches makes"):
+    with pytest.raises(Exception, match="needs the batches SanitizeBatches"):
         run_enforce(policy, visible, tmp_path)
 
 
