@@ -49,10 +49,10 @@ def validate(
 
 def _plan_for(policy, input_pattern: str):
     from veil.transforms.io import format_of, match_inputs, read_schema
-    from veil.transforms.plan import compile_plan
+    from veil.transforms.plan import compile_plan, declared_types
 
     files = match_inputs(input_pattern)
-    return compile_plan(policy, read_schema(files, format_of(files[0])))
+    return compile_plan(policy, read_schema(files, format_of(files[0]), declared_types([policy])))
 
 
 @app.command()

@@ -16,7 +16,7 @@ from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
 from veil.keys import open_keyring
 from veil.pipelines import outputs
 from veil.pipelines.job import StagedJob, check_output_format, open_input
-from veil.pipelines.manifest import output_files, read_manifest
+from veil.pipelines.manifest import output_files, output_schema, read_manifest
 from veil.transforms.audit import append_audit, audit_line
 from veil.transforms.beam import DetokenizeBatches
 from veil.transforms.io import ReadBatches, WriteBatches
@@ -56,7 +56,11 @@ def detokenize_job(
             f"input {input_dir} was made for purpose '{manifest.get('purpose')}', not '{policy.purpose}': "
             "only the policy that made the data can detokenize it"
         )
-    source = open_input(input_dir, output_files(input_dir, manifest)[0] if manifest else None)  # what it lists
+    source = open_input(
+        input_dir,
+        output_files(input_dir, manifest)[0] if manifest else None,  # what it lists
+        {name: kind for name, kind in output_schema(manifest).items() if kind is not None},  # text parsed back
+    )
     missing = [op.output for op in ops if op.output not in source.schema.names]
     if missing:
         raise ConfigError(f"input {input_dir} has no field {', '.join(missing)}")

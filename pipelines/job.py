@@ -53,8 +53,11 @@ class InputSet:
         }
 
 
-def open_input(pattern: str, files: list[str] | None = None) -> InputSet:
-    """Match `pattern` (or take its `files`, as a manifest lists them) and read the schema.
+def open_input(
+    pattern: str, files: list[str] | None = None, types: Mapping[str, pa.DataType] | None = None
+) -> InputSet:
+    """Match `pattern` (or take its `files`, as a manifest lists them) and read the schema (`types`:
+    text columns parsed, see `read_schema`).
 
     Raises:
         InputError: nothing matched, mixed formats or bad files.
@@ -64,7 +67,7 @@ def open_input(pattern: str, files: list[str] | None = None) -> InputSet:
     if len(formats) > 1:
         raise InputError(f"input {pattern} mixes formats ({', '.join(sorted(formats))}); name files of one format")
     fmt = formats.pop()
-    return InputSet(pattern, files, fmt, read_schema(files, fmt))
+    return InputSet(pattern, files, fmt, read_schema(files, fmt, types))
 
 
 def check_output_format(output_format: str) -> None:

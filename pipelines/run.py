@@ -21,7 +21,7 @@ from veil.pipelines.report import report_job
 from veil.pipelines.subject_keys import publish_new_keys
 from veil.transforms.beam import SanitizeBatches
 from veil.transforms.io import ReadBatches, WriteBatches
-from veil.transforms.plan import Plan, compile_plan, subject_gates
+from veil.transforms.plan import Plan, compile_plan, declared_types, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
 from veil.transforms.tables import SUBJECT_KEY_SCHEMA, GateTables
 
@@ -95,7 +95,7 @@ def run_job(
         VeilError: a bad policy, input, key or output, or data refused by the policy.
     """
     check_output_format(output_format)
-    source = open_input(input_pattern)
+    source = open_input(input_pattern, types=declared_types(policies))
     views = plan_views(policies, source.schema, output, keyset)
     job = StagedJob([view.folder for view in views], overwrite, warn=warn)
     key_tables = sorted({view.plan.policy.subject_keys for view in views if view.plan.policy.subject_keys})

@@ -8,7 +8,7 @@ it before any data moves, and every file is read with that one schema.
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -75,26 +75,66 @@ def _parquet_schema(path: str) -> pa.Schema:
 
 
 def _sample_csv(path: str) -> pa.Schema:
+    """Every CSV column is text: its header names, each a string column."""
     try:
         with _open(path) as handle:
-            return pa_csv.open_csv(handle).schema
+            names = pa_csv.open_csv(handle).schema.names
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"input {path} is not readable CSV ({type(exc).__name__})") from None
+    return pa.schema([(name, pa.string()) for name in names])
+
+
+def _text_as_text(kind: pa.DataType) -> pa.DataType:
+    """A type inferred from JSON text (timestamps from ISO strings, also inside lists) back to string."""
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_time(kind):
+        return pa.string()
+    if pa.types.is_list(kind):
+        return pa.list_(_text_as_text(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _text_as_text(f.type)) for f in kind])
+    return kind
 
 
 def _sample_jsonl(path: str) -> pa.Schema:
+    """JSON values keep their JSON type (string, number, bool, list, object); a string is never read as a date."""
     with _open(path) as handle:
         head = handle.read(SCHEMA_SAMPLE_BYTES)
     if len(head) == SCHEMA_SAMPLE_BYTES:
         head = head[: head.rfind(b"\n") + 1]
     try:
-        return pa_json.read_json(io.BytesIO(head)).schema
+        inferred = pa_json.read_json(io.BytesIO(head)).schema
     except (pa.ArrowException, OSError):
-        raise InputError(f"input {path} is not readable JSON Lines (one JSON object per line)") from None
+        lines = head.splitlines()
+        where = _bad_json_line(lines)
+        if where:
+            raise InputError(f"input {path}{where}: not a JSON object (JSON Lines holds one object per line)") from None
+        raise InputError(
+            f"input {path}{_type_change(lines)} changes type from the lines above (a number, then text, say); "
+            "declare its type in the policy's input_types"
+        ) from None
+    return pa.schema([(f.name, _text_as_text(f.type)) for f in inferred])
 
 
-def read_schema(files: list[str], fmt: str) -> pa.Schema:
-    """The one schema of the input files (every Parquet footer must agree)."""
+def _type_change(lines: list[bytes]) -> str:
+    """` line N: field 'x'` where a field of JSON Lines (each line one object) first changes JSON type."""
+    kinds: dict[str, type] = {}
+    for number, line in enumerate(lines, start=1):
+        for name, value in (json.loads(line) if line.strip() else {}).items():
+            if value is None:
+                continue
+            kind = float if isinstance(value, int) and not isinstance(value, bool) else type(value)
+            if kinds.setdefault(name, kind) is not kind:
+                return f" line {number}: field '{name}'"
+    return ": a field"
+
+
+def read_schema(files: list[str], fmt: str, types: Mapping[str, pa.DataType] | None = None) -> pa.Schema:
+    """The one schema of the input files (every Parquet footer must agree).
+
+    CSV columns are text and JSON Lines values have their JSON type, text never inferred into
+    numbers or dates (a zip code `01234` stays `01234`); `types` (a policy's `input_types`)
+    parse named text columns into other types. Parquet and Avro columns have their own types.
+    """
     if fmt in ("parquet", "avro"):
         schemas = [_parquet_schema(path) if fmt == "parquet" else avro.read_schema(path) for path in files]
         first = schemas[0].remove_metadata()
@@ -102,7 +142,9 @@ def read_schema(files: list[str], fmt: str) -> pa.Schema:
             if not schema.remove_metadata().equals(first):
                 raise InputError(f"input {path} has a different schema than {files[0]}; run each schema separately")
         return first
-    return _sample_csv(files[0]) if fmt == "csv" else _sample_jsonl(files[0])
+    sampled = _sample_csv(files[0]) if fmt == "csv" else _sample_jsonl(files[0])
+    types = types or {}
+    return pa.schema([(f.name, types.get(f.name, f.type)) for f in sampled])
 
 
 def _conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema, where: str) -> Iterable[pa.RecordBatch]:
@@ -116,23 +158,127 @@ def _conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema, where: str) ->
     yield from table.combine_chunks().to_batches(max_chunksize=ROWS_PER_BATCH)
 
 
-def _read_text_file(path: str, fmt: str, schema: pa.Schema, columns: list[str]) -> Iterable[pa.RecordBatch]:
-    with _open(path) as handle:
+def _first_unparsed(texts: pa.Array, kind: pa.DataType) -> int:
+    """The index of the first text in `texts` that does not parse as `kind` (some does not), by bisection."""
+    low, high = 0, len(texts)  # the first bad one is in [low, high)
+    while high - low > 1:
+        middle = (low + high) // 2
         try:
-            if fmt == "csv":
-                options = pa_csv.ConvertOptions(column_types=schema, include_columns=columns)
-                reader = pa_csv.open_csv(handle, convert_options=options)
-                for batch in reader:
-                    yield from _conform(batch, _project(schema, columns), path)
-            else:
-                table = pa_json.read_json(handle, parse_options=pa_json.ParseOptions(explicit_schema=schema))
-                yield from _conform(table.select(columns), _project(schema, columns), path)
-        except pa.ArrowInvalid:
-            raise InputError(
-                f"input {path}: a row does not fit the column types inferred from the "
-                f"start of the file ({fmt}); convert the file to Parquet with "
-                "explicit types"
-            ) from None
+            texts.slice(low, middle - low).cast(kind)
+            low = middle
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            high = middle
+    return low
+
+
+def _parse_texts(batch: pa.RecordBatch, schema: pa.Schema, path: str, first_row: int) -> pa.RecordBatch:
+    """A CSV batch read as text, with the columns `schema` types otherwise parsed (`input_types`).
+
+    Raises:
+        InputError: naming the file, the data row and the column (never the value) of a text
+            that does not parse.
+    """
+    arrays = []
+    for field in schema:
+        column = batch.column(field.name)
+        if column.type != field.type:
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                row = first_row + _first_unparsed(column, field.type) + 1
+                raise InputError(
+                    f"input {path} data row {row}: column '{field.name}' is not {field.type} (the policy's "
+                    "input_types says it is); fix the value or declare the column string"
+                ) from None
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _read_csv(handle, path: str, schema: pa.Schema) -> Iterable[pa.RecordBatch]:
+    """CSV batches of `schema`'s columns: text read as text (empty cells null), typed columns parsed."""
+    text = {field.name: pa.string() for field in schema}
+    options = pa_csv.ConvertOptions(
+        column_types=text, include_columns=schema.names, strings_can_be_null=True, null_values=[""]
+    )
+    first_row = 0
+    try:
+        for batch in pa_csv.open_csv(handle, convert_options=options):
+            yield _parse_texts(batch, schema, path, first_row)
+            first_row += batch.num_rows
+    except pa.ArrowInvalid:
+        raise InputError(
+            f"input {path}: not readable CSV after data row {first_row} (a row with the wrong number of "
+            "fields, or a bad quote)"
+        ) from None
+
+
+def _bad_json_line(lines: list[bytes]) -> str:
+    """` line N` for the first of `lines` that is not one JSON object (blank lines are skipped), else ``."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return f" line {number}"
+        if not isinstance(value, dict):
+            return f" line {number}"
+    return ""
+
+
+def _json_values(lines: list[bytes], schema: pa.Schema, path: str) -> pa.Table:
+    """JSON Lines the fast reader refused, line by line: the table, or an `InputError` naming the line.
+
+    Text parses into a column's type where the policy's `input_types` says so; a number or
+    bool in a text column becomes its JSON text.
+    """
+    where = _bad_json_line(lines)
+    if where:
+        raise InputError(f"input {path}{where}: not a JSON object (JSON Lines holds one object per line)")
+    rows = [(number, json.loads(line)) for number, line in enumerate(lines, start=1) if line.strip()]
+    arrays = []
+    for field in schema:
+        values = [row.get(field.name) for _, row in rows]
+        try:
+            arrays.append(pa.array(values, field.type))
+            continue
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+        column = []
+        for (number, _), value in zip(rows, values):
+            try:
+                if isinstance(value, str) and not pa.types.is_string(field.type):
+                    column.append(pa.array([value]).cast(field.type)[0].as_py())
+                elif pa.types.is_string(field.type) and isinstance(value, (int, float, bool)):
+                    column.append(json.dumps(value))
+                else:
+                    column.append(pa.array([value], field.type)[0].as_py())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+                raise InputError(
+                    f"input {path} line {number}: field '{field.name}' is not {field.type} (the type of its "
+                    "first lines, or the policy's input_types); fix the line or declare the field's type "
+                    "in input_types"
+                ) from None
+        arrays.append(pa.array(column, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _read_jsonl(handle, path: str, schema: pa.Schema) -> pa.Table:
+    """A JSON Lines file as a table of `schema` (Arrow's reader, or line by line where it refuses)."""
+    data = handle.read()
+    try:
+        return pa_json.read_json(io.BytesIO(data), parse_options=pa_json.ParseOptions(explicit_schema=schema))
+    except pa.ArrowInvalid:
+        return _json_values(data.splitlines(), schema, path)
+
+
+def _read_text_file(path: str, fmt: str, schema: pa.Schema, columns: list[str]) -> Iterable[pa.RecordBatch]:
+    projected = _project(schema, columns)
+    with _open(path) as handle:
+        if fmt == "csv":
+            yield from _read_csv(handle, path, projected)
+        else:
+            yield from _conform(_read_jsonl(handle, path, schema).select(columns), projected, path)
 
 
 def _project(schema: pa.Schema, columns: list[str]) -> pa.Schema:

@@ -4,6 +4,7 @@ Everything that can be checked before data moves is checked here: fields missing
 input, actions that cannot take a field's type, unlisted fields under `default: error`.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -140,6 +141,34 @@ def subject_gates(policy: Policy) -> bool:
     return bool((policy.consent and policy.consent.table) or policy.erasure or policy.subject_keys)
 
 
+INPUT_TYPES: dict[str, pa.DataType] = {
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "bool": pa.bool_(),
+}
+
+
+def declared_types(policies: Sequence[Policy]) -> dict[str, pa.DataType]:
+    """Input field -> the Arrow type the policies' `input_types` parse its text into (one input, one type).
+
+    Raises:
+        ConfigError: two policies read one field as different types.
+    """
+    types: dict[str, pa.DataType] = {}
+    for policy in policies:
+        for name, kind in policy.input_types.items():
+            if name in types and types[name] != INPUT_TYPES[kind]:
+                raise ConfigError(
+                    f"the policies read input field '{name}' as different types ({types[name]} and {kind} "
+                    "in input_types); run them separately or declare one type"
+                )
+            types[name] = INPUT_TYPES[kind]
+    return types
+
+
 def _where(policy: Policy) -> str:
     return f"policy {policy.source}" if policy.source else f"policy '{policy.purpose}'"
 
@@ -177,6 +206,12 @@ def compile_plan(policy: Policy, schema: pa.Schema | None = None) -> Plan:
         for name, role in ((policy.subject, "subject"), (policy.consent and policy.consent.field, "consent")):
             if name and name not in input_types:
                 problems.append(f"{role} field '{name}' is not in the input")
+        for name, kind in policy.input_types.items():
+            if name in input_types and input_types[name] != INPUT_TYPES[kind]:
+                problems.append(
+                    f"field '{name}' is {input_types[name]} in the input, but input_types says {kind} "
+                    "(input_types parses CSV and JSON Lines text; a Parquet column keeps its type)"
+                )
         unlisted = [name for name in input_types if name not in policy.mentioned_fields]
         if policy.default == "error" and unlisted:
             problems.append(

@@ -32,6 +32,7 @@ from veil.transforms.actions.generalize import GeneralizeParams
 from veil.transforms.registry import REGISTRY, FieldSpec
 
 KEYSET_ENV = "VEIL_KEYSET"
+InputType = Literal["int64", "float64", "string", "date", "timestamp", "bool"]
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -234,6 +235,8 @@ class Policy(BaseModel):
         audit_log: where re-identifications (detokenize) append a line; default `audit.jsonl`
             beside the keyset. A relative path is against the policy's folder.
         fields: input field name -> action.
+        input_types: input field name -> the type its text is parsed into, for CSV and JSON Lines
+            inputs (whose text is otherwise text: a zip code `01234` stays `01234`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
@@ -250,6 +253,7 @@ class Policy(BaseModel):
     subject_keys: str | None = None
     audit_log: str | None = None
     fields: dict[str, FieldSpec] = Field(..., min_length=1)
+    input_types: dict[str, InputType] = {}
     k_anonymity: KAnonymitySpec | None = None
     l_diversity: LDiversitySpec | None = None
 

@@ -58,6 +58,7 @@ class ErrorCode(enum.Enum):
     UNMAPPED = "no mapping and no 'other'"
     NO_SUBJECT = "the record has no subject id"
     NOT_FINITE = "not a finite number"
+    NOT_A_NUMBER = "text that is not a number"
     TOO_SHORT = "too short to protect"
     UNREADABLE = "not a value veil can read"
 

@@ -211,9 +211,26 @@ def test_a_single_bin_edge_splits_below_and_above():
     assert (fn(99), fn(100)) == ("<100", "100+")
 
 
-@pytest.mark.parametrize("value", ["12", True, [1], date(2024, 1, 1)])
+@pytest.mark.parametrize("value", [True, [1], date(2024, 1, 1)])
 def test_bins_refuse_non_numbers(value):
     assert error_of(bind({"action": "generalize", "bins": [0, 10]}), value).code is ErrorCode.WRONG_TYPE
+
+
+def test_number_generalizations_parse_text_as_a_csv_holds_it():
+    bins = bind({"action": "generalize", "bins": [0, 10]})
+    assert [bins(v) for v in ("12", " 5 ", "-1", "9.5", "1e1")] == ["10+", "0-9", "<0", "0-9", "10+"]
+    width = bind({"action": "generalize", "width": 10})
+    assert [width(v) for v in ("01234", "1234.5", "-1")] == [1230, 1230, -10]
+    assert all(type(width(v)) is int for v in ("01234", "1234.5"))  # int64 bounds for an int width
+    assert bind({"action": "generalize", "round": -2})("1234") == 1200
+
+
+@pytest.mark.parametrize("text", ["twelve", "", "1,000", "nan", "inf", "0x10", "12abc"])
+def test_number_generalizations_refuse_text_that_is_no_number_without_showing_it(text):
+    for params in ({"bins": [0, 10]}, {"width": 10}, {"round": 1}):
+        error = error_of(bind({"action": "generalize", **params}), text)
+        assert error.code is ErrorCode.NOT_A_NUMBER
+        assert text not in str(error) or not text
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
@@ -295,7 +312,7 @@ def test_width_bucket_past_the_float_range_is_a_field_error_not_a_crash():
     assert error.code is ErrorCode.NOT_FINITE
 
 
-@pytest.mark.parametrize("value", ["12345", "", True, date(2024, 1, 1)])
+@pytest.mark.parametrize("value", [True, date(2024, 1, 1)])
 def test_width_refuses_non_numbers(value):
     error = error_of(bind({"action": "generalize", "width": 10}), value)
     assert error.code is ErrorCode.WRONG_TYPE
@@ -415,9 +432,9 @@ def test_round_to_decimals_including_negative(digits, value, expected):
     assert type(out) is type(value)
 
 
-@pytest.mark.parametrize("value", ["1.5", True])
-def test_round_refuses_non_numbers(value):
-    assert error_of(bind({"action": "generalize", "round": 1}), value).code is ErrorCode.WRONG_TYPE
+@pytest.mark.parametrize("value, code", [("one", ErrorCode.NOT_A_NUMBER), (True, ErrorCode.WRONG_TYPE)])
+def test_round_refuses_non_numbers(value, code):
+    assert error_of(bind({"action": "generalize", "round": 1}), value).code is code
 
 
 @pytest.mark.parametrize(
@@ -866,9 +883,9 @@ SECRET = "jane.doe+secret@example.org"
 @pytest.mark.parametrize(
     ("spec", "value", "code"),
     [
-        ({"action": "generalize", "width": 10}, SECRET, ErrorCode.WRONG_TYPE),
-        ({"action": "generalize", "bins": [0, 10]}, SECRET, ErrorCode.WRONG_TYPE),
-        ({"action": "generalize", "round": 0}, SECRET, ErrorCode.WRONG_TYPE),
+        ({"action": "generalize", "width": 10}, SECRET, ErrorCode.NOT_A_NUMBER),
+        ({"action": "generalize", "bins": [0, 10]}, SECRET, ErrorCode.NOT_A_NUMBER),
+        ({"action": "generalize", "round": 0}, SECRET, ErrorCode.NOT_A_NUMBER),
         ({"action": "generalize", "date": "month"}, SECRET, ErrorCode.INVALID_DATE),
         ({"action": "generalize", **{k: v for k, v in AGE.items() if k != "action"}}, SECRET, ErrorCode.INVALID_DATE),
         ({"action": "generalize", **{k: v for k, v in AGE.items() if k != "action"}}, 19870605, ErrorCode.WRONG_TYPE),

@@ -136,7 +136,11 @@ def test_a_policy_field_missing_from_the_input():
 @pytest.mark.parametrize(
     "source, spec, words",
     [
-        ("zip", {"action": "generalize", "width": 10}, ["'zip'", "string", "generalize width", "float or integer"]),
+        (
+            "birth_date",
+            {"action": "generalize", "width": 10},
+            ["'birth_date'", "date32", "generalize width", "float or integer or string"],
+        ),
         ("income", {"action": "tokenize"}, ["'income'", "int64", "tokenize", "takes string"]),
         ("consents", {"action": "mask"}, ["'consents'", "list<item: string>", "mask"]),
         ("income", {"action": "generalize", "date": "month"}, ["'income'", "int64", "generalize date"]),

@@ -1,6 +1,7 @@
 """generalize: replace a value by a coarser one (a bin, a bucket, a period, a prefix, a label)."""
 
 import math
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -133,9 +134,29 @@ def period_start(day: date, period: Period) -> date:
     return day - timedelta(days=day.weekday())
 
 
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def number_of_text(text: str) -> Number:
+    """The number a text spells (CSV, JSON Lines): an integer literal is an int, a decimal one a float.
+
+    Surrounding spaces are allowed; anything else (words, `nan`, `1,000`) raises
+    `ActionError(NOT_A_NUMBER)`, which never carries the text.
+    """
+    text = text.strip()
+    if _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if _DECIMAL_TEXT.fullmatch(text):
+        return float(text)
+    raise ActionError(ErrorCode.NOT_A_NUMBER)
+
+
 def _number(value: Any) -> Number:
     if isinstance(value, Decimal):  # decimal columns are numeric; output types say float64
         value = float(value)
+    if isinstance(value, str):  # text columns (CSV, JSON Lines) hold numbers as text
+        value = number_of_text(value)
     if not is_number(value):
         raise ActionError(ErrorCode.WRONG_TYPE)
     if isinstance(value, float) and not math.isfinite(value):
@@ -167,6 +188,16 @@ def bucket(value: Number, width: Number) -> Number:
     return low
 
 
+def _text_bucket(text: str, width: Number) -> Number:
+    """`bucket` of the number in `text`; an int for an int width (text columns give int64 bounds then)."""
+    low = bucket(_number(text), width)
+    if isinstance(width, int) and isinstance(low, float):
+        low = int(low)
+        if not INT64_MIN <= low <= INT64_MAX:
+            raise ActionError(ErrorCode.NOT_FINITE)
+    return low
+
+
 def _bind(p: GeneralizeParams, _ctx: BindContext):
     variant = p.variant
     if variant == "bins":
@@ -174,7 +205,7 @@ def _bind(p: GeneralizeParams, _ctx: BindContext):
     if variant == "age_bins":
         return lambda v: bin_label(age_on(as_date(v), p.at), p.age_bins)
     if variant == "width":
-        return lambda v: bucket(_number(v), p.width)
+        return lambda v: _text_bucket(v, p.width) if isinstance(v, str) else bucket(_number(v), p.width)
     if variant == "date":
         return lambda v: period_start(as_date(v), p.date)
     if variant == "prefix":
@@ -200,11 +231,12 @@ def _output_type(p: GeneralizeParams, input_type: pa.DataType) -> pa.DataType:
     variant = p.variant
     if variant == "date":
         return pa.date32()
-    integer = pa.types.is_integer(input_type)
+    text = pa.types.is_string(input_type) or pa.types.is_large_string(input_type)
+    integer = pa.types.is_integer(input_type) or (text and variant == "width")  # bounds of an int width are ints
     if variant == "width":  # int64 even for narrow inputs: a bucket bound may not fit int8
         return pa.int64() if integer and isinstance(p.width, int) else pa.float64()
     if variant == "round":
-        return pa.int64() if integer else pa.float64()
+        return pa.int64() if integer and not text else pa.float64()
     return pa.string()
 
 
@@ -425,14 +457,15 @@ def _bind_arrow(p: GeneralizeParams, _ctx: BindContext, input_type: pa.DataType)
     return None
 
 
+NUMBER_OR_TEXT: frozenset[Kind] = NUMERIC | {"string"}  # text is parsed (`number_of_text`)
 ACCEPTS: dict[str, frozenset[Kind]] = {
-    "bins": NUMERIC,
+    "bins": NUMBER_OR_TEXT,
     "age_bins": DATES,
-    "width": NUMERIC,
+    "width": NUMBER_OR_TEXT,
     "date": DATES,
     "prefix": frozenset({"string", "integer"}),
     "map": SCALARS,
-    "round": NUMERIC,
+    "round": NUMBER_OR_TEXT,
 }
 
 ACTION = Action(
