@@ -97,6 +97,12 @@ def _comparable(batch: pa.RecordBatch, at: str, granted: str) -> pa.RecordBatch:
     elif not (pa.types.is_timestamp(times.type) or pa.types.is_date(times.type) or pa.types.is_null(times.type)):
         raise InputError(f"consent table column {at} must hold timestamps, not {times.type}")
     kind = decisions.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):  # CSV text: true/false, 1/0
+        try:
+            parsed = decisions.cast(pa.bool_())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError(f"consent table column {granted} must hold true/false, not other text") from None
+        return batch.set_column(batch.schema.get_field_index(granted), granted, parsed)
     if not (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
         raise InputError(f"consent table column {granted} must hold true/false, not {kind}")
     return batch

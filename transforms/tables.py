@@ -67,7 +67,7 @@ def _consent_files(policy: Policy) -> TableFiles:
     if len(formats) > 1:
         raise InputError(f"consent table {pattern} mixes formats ({', '.join(sorted(formats))}); use one format")
     fmt = formats.pop()
-    schema = read_schema(files, fmt, {policy.consent.columns.granted: pa.bool_()})  # CSV text true/false
+    schema = read_schema(files, fmt)
     missing = [name for name in policy.consent.columns.model_dump().values() if name not in schema.names]
     if missing:
         raise InputError(

@@ -543,7 +543,7 @@ def test_each_failed_value_is_a_dead_letter_with_its_code_and_never_its_value(mo
     rows = [ROWS[0], dict(ROWS[1], income="income-secret-5521"), ROWS[2], dict(ROWS[0], signup="2024-13-99")]
     batch_rows = [ROWS[0], ROWS[1], ROWS[2], dict(ROWS[0], signup="2024-13-99")]
     for applied, expected in (
-        (on_error_plan(mode).apply_records(rows), [(1, "income", ErrorCode.WRONG_TYPE.value)]),
+        (on_error_plan(mode).apply_records(rows), [(1, "income", ErrorCode.NOT_A_NUMBER.value)]),
         (on_error_plan(mode).apply_batch(batch_of(batch_rows)), []),
     ):
         letters = sorted(applied.dead_letters, key=lambda d: (d.position, d.field))
@@ -579,6 +579,6 @@ def test_dict_values_arrow_cannot_hold_are_field_errors_not_passed_through():
     assert counts == {"read": 3, "written": 3, "field_errors.note": 2, "field_errors.n": 1}
     assert sorted((d.position, d.field, d.code) for d in letters) == [
         (1, "note", ErrorCode.UNREADABLE.value),
-        (2, "n", ErrorCode.WRONG_TYPE.value),
+        (2, "n", ErrorCode.NOT_A_NUMBER.value),  # text is parsed, and "x" is no number
         (2, "note", ErrorCode.UNREADABLE.value),
     ]

@@ -95,8 +95,8 @@ def test_a_value_that_fails_is_a_dead_letter_with_its_code_and_no_part_of_it(tmp
     secret = 987654321987654321987
     records = [dict(r) for r in RECORDS]
     if shape == "dicts":
-        records[5]["income"] = f"income {secret}"  # wrong type
-        code = "wrong type"
+        records[5]["income"] = f"income {secret}"  # text that is no number
+        code = "text that is not a number"
     else:
         policy = load_policy(tmp_path / "support.yaml")
         records[5]["income"] = None
