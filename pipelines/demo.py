@@ -1,7 +1,8 @@
-"""`veil demo`: synthetic customers through the three example policies, end to end.
+"""`veil demo`: synthetic customers through the example policies, end to end.
 
 It writes `OUT/input/customers.parquet` (seeded Faker data), a development keyset in
-`OUT/.veil/`, runs `veil run` with configs/analytics, marketing and support into
+`OUT/.veil/`, runs `veil run` with configs/analytics, marketing, support and quality (the
+support notes, scrubbed) into
 `OUT/views/<purpose>/`, and shows what each purpose sees of the same two customers.
 """
 
@@ -21,7 +22,8 @@ from veil.transforms.engine import BoundPlan
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import Policy, load_policy
 
-PURPOSES = ("analytics", "marketing", "support")
+PURPOSES = ("analytics", "marketing", "support")  # what the synthetic consents name
+EXAMPLES = (*PURPOSES, "quality")  # quality has no consent gate: it sees the support notes scrubbed
 SHOWN = 28
 
 
@@ -75,8 +77,8 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
             console.print(
                 f"[yellow]created a development keyset and master key in {base / '.veil'} (for development only)[/]"
             )
-    policies = [load_policy(example_policy_path(p)) for p in PURPOSES]
-    console.print(f"protecting {rows} synthetic customers for {', '.join(PURPOSES)} ...")
+    policies = [load_policy(example_policy_path(p)) for p in EXAMPLES]
+    console.print(f"protecting {rows} synthetic customers for {', '.join(EXAMPLES)} ...")
     manifests = run_job(policies, source, str(base / "views"), keyset=keyset, overwrite=True)
 
     summary = Table(
@@ -103,6 +105,11 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
             str(len(manifest["dropped_fields"])),
         )
     console.print(summary)
+    for manifest in manifests:
+        scrubbed = manifest["counts"].get("scrubbed", {})
+        for field, entities in scrubbed.items():
+            found = ", ".join(f"{entity} {n}" for entity, n in sorted(entities.items()))
+            console.print(f"{manifest['purpose']}: scrubbed from {field}: {found}")
 
     table = pq.read_table(source)
     samples = _samples(table)

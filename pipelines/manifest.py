@@ -36,6 +36,9 @@ def split_counts(counts: Mapping[str, int]) -> dict[str, Any]:
         group, _, key = name.partition(".")
         if key and group in ("dropped", "field_errors"):
             nested[group][key] = value
+        elif key and group == "scrubbed":  # scrubbed.<field>.<entity>
+            field, _, entity = key.rpartition(".")
+            nested.setdefault("scrubbed", {}).setdefault(field, {})[entity] = value
     return nested
 
 

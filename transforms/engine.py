@@ -143,6 +143,13 @@ class _Field:
         return (first.code if first is not None else ErrorCode.WRONG_TYPE).value
 
 
+def _move_tally(context: BindContext, counts: Counter) -> None:
+    """Add what an action tallied while it ran (`scrubbed.<field>.<entity>`) to the batch's counts."""
+    if context.tally:
+        counts.update(context.tally)
+        context.tally.clear()
+
+
 class BoundPlan:
     """A Plan with its actions bound to keys: build once per worker (`DoFn.setup`).
 
@@ -166,7 +173,11 @@ class BoundPlan:
     def _bind(self, op: ColumnOp, keyring: KeyRing | None) -> _Field:
         policy, action = self.plan.policy, REGISTRY[op.action]
         context = BindContext(
-            policy.purpose, op.source, keyring if action.keyed else None, self.key_version if action.keyed else None
+            policy.purpose,
+            op.source,
+            keyring if action.keyed else None,
+            self.key_version if action.keyed else None,
+            tally=Counter(),
         )
         column_fn = action.bind_column(op.params, context) if action.bind_column else None
         role = action.subject_input(op.params)
@@ -239,6 +250,7 @@ class BoundPlan:
             target = schema.field(index).type if schema is not None else None
             values = batch.column(op.source) if op.source in batch.schema.names else pa.nulls(batch.num_rows)
             result, failed, error = self._apply_field(bound, batch, values, python_columns)
+            _move_tally(bound.context, counts)
             if index >= len(self._fields):  # a coarser level: a value it fails on is null (more general), not counted
                 failed = []
             bad = unreadable.get(op.source) if index < len(self._fields) else None

@@ -16,11 +16,12 @@ from veil.transforms.actions import (
     pseudonymize,
     redact,
     replace,
+    scrub,
     tokenize,
 )
 from veil.transforms.actions.base import Action
 
-_MODULES = (keep, drop, redact, replace, mask, pseudonymize, tokenize, encrypt, generalize, date_shift, fake)
+_MODULES = (keep, drop, redact, replace, mask, pseudonymize, tokenize, encrypt, generalize, date_shift, fake, scrub)
 
 REGISTRY: MappingProxyType[str, Action] = MappingProxyType({m.ACTION.name: m.ACTION for m in _MODULES})
 
@@ -37,6 +38,7 @@ FieldSpec = Annotated[
         generalize.GeneralizeParams,
         date_shift.DateShiftParams,
         fake.FakeParams,
+        scrub.ScrubParams,
     ],
     Field(discriminator="action"),
 ]

@@ -109,7 +109,7 @@ def test_registry_keys_equal_the_literal_tags_of_the_field_spec_union():
     for member in members:
         (tag,) = get_args(member.model_fields["action"].annotation)
         tags.add(tag)
-    assert len(members) == len(tags) == 11
+    assert len(members) == len(tags) == 12
     assert set(REGISTRY) == tags
     assert {REGISTRY[get_args(m.model_fields["action"].annotation)[0]].params for m in members} == set(members)
 

@@ -248,6 +248,7 @@ fields:
   country:     {action: keep}
   ssn:         {action: redact}
   comment:     {action: replace, value: "[removed]"}
+  remark:      {action: scrub}
   internal:    {action: drop}
 """
 ALL_SCHEMA = pa.schema(
@@ -268,6 +269,7 @@ ALL_SCHEMA = pa.schema(
         ("country", pa.string()),
         ("ssn", pa.string()),
         ("comment", pa.string()),
+        ("remark", pa.string()),
         ("internal", pa.string()),
     ]
 )
@@ -289,6 +291,7 @@ ALL_OUTPUT_SCHEMA = pa.schema(
         ("country", pa.string()),
         ("ssn", pa.string()),
         ("comment", pa.string()),
+        ("remark", pa.string()),
     ]
 )
 ALL_ROWS = [
@@ -309,6 +312,7 @@ ALL_ROWS = [
         "country": "NL",
         "ssn": "123-45-6789",
         "comment": "hello",
+        "remark": "call +31 6 1234 5678 or jane@example.org",
         "internal": "x",
     },
     {
@@ -362,7 +366,7 @@ def test_output_schema_is_the_plans_and_the_expected_one():
     assert plan.plan.dropped == ("internal",)
     out, counts, _ = plan.apply_batch(pa.RecordBatch.from_pylist(ALL_ROWS, schema=ALL_SCHEMA))
     assert out.schema == plan.plan.output_schema
-    assert counts == {"read": 3, "written": 3}
+    assert counts == {"read": 3, "written": 3, "scrubbed.remark.email": 1, "scrubbed.remark.phone": 1}
 
 
 def test_apply_batch_and_apply_records_give_the_same_rows():
@@ -407,6 +411,7 @@ def test_all_actions_give_the_expected_plain_values():
     assert [r["country"] for r in out] == ["NL", "US", "NL"]
     assert [r["ssn"] for r in out] == [None, None, None]
     assert [r["comment"] for r in out] == ["[removed]", "[removed]", None]
+    assert [r["remark"] for r in out] == ["call [PHONE] or [EMAIL]", None, None]
     assert all("internal" not in r for r in out)
 
 
@@ -418,7 +423,8 @@ def test_nulls_pass_through_as_nulls_for_every_action():
     assert all(v is not None for k, v in out.to_pylist()[1].items() if k != "ssn")
     rows, row_counts, _ = plan.apply_records([nulls])
     assert rows == [{name: None for name in ALL_OUTPUT_SCHEMA.names}]
-    assert counts == {"read": 2, "written": 2} and row_counts == {"read": 1, "written": 1}
+    assert counts == {"read": 2, "written": 2, "scrubbed.remark.email": 1, "scrubbed.remark.phone": 1}
+    assert row_counts == {"read": 1, "written": 1}
 
 
 def test_a_keyed_plan_needs_a_keyring():

@@ -7,6 +7,7 @@ Nulls never reach it: a null input is a null output for every action that reads 
 
 import base64
 import binascii
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -77,12 +78,15 @@ class BindContext:
         field: the input field's name.
         keyring: the opened keys (None when the plan needs no keys).
         key_version: the root key version deterministic and keyed actions use.
+        tally: counts an action reports about its work (`scrubbed.<field>.<entity>`); the engine
+            adds them to the run's counts after each batch and empties it.
     """
 
     purpose: str
     field: str
     keyring: KeyRing | None = None
     key_version: int | None = None
+    tally: Counter | None = None
 
     def require_keys(self) -> tuple[KeyRing, int]:
         """The keyring and version; a bug if a keyed action was bound without them."""

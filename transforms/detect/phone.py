@@ -45,6 +45,8 @@ def find_phones(text: str, regions: tuple[str, ...] = DEFAULT_REGIONS, exclude: 
     spans = []
     for match in _CANDIDATE.finditer(text):
         candidate, start, end = match.group(), match.start(), match.end()
+        while candidate.endswith(")") and candidate.count(")") > candidate.count("("):  # "(call +44 20 ...)"
+            candidate, end = candidate[:-1], end - 1
         digits = sum(ch.isdigit() for ch in candidate)
         if not 7 <= digits <= 15 or _TIME.search(text, max(0, start - 3), min(len(text), end + 3)):
             continue
