@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from veil.errors import VeilError
+from veil.pipelines.cli_governance import register_governance
 from veil.pipelines.cli_keys import keys_app
 from veil.pipelines.terminal import stderr_console, stdout_console
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     help="veil: per-purpose privacy policies for Apache Beam pipelines.",
 )
 app.add_typer(keys_app, name="keys")
+register_governance(app)
 
 _BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
 _REMOTE_ERROR = re.compile(r"veil\.errors\.\w+: (.+)")

@@ -16,7 +16,7 @@ from veil.errors import ConfigError, IntegrityError, KeyShreddedError, VeilError
 from veil.keys import open_keyring
 from veil.pipelines import outputs
 from veil.pipelines.job import StagedJob, check_output_format, open_input
-from veil.pipelines.manifest import output_files, output_schema, read_manifest
+from veil.pipelines.manifest import describe_governance, output_files, output_schema, read_manifest
 from veil.transforms.audit import append_audit, audit_line
 from veil.transforms.beam import DetokenizeBatches
 from veil.transforms.io import ReadBatches, WriteBatches
@@ -99,6 +99,7 @@ def detokenize_job(
             "finished": job.finished,
             "purpose": policy.purpose,
             "policy": {"path": policy.source, "sha256": policy.sha256},
+            "governance": describe_governance(policy),  # a restored copy expires as the policy's outputs do
             "inputs": source.describe(),
             "output": {"folder": output, "format": output_format, "files": job.staged_files(output)},
             "runner": job.runner,

@@ -18,9 +18,11 @@ from veil import _fs
 from veil.errors import ConfigError, InputError
 from veil.transforms.io import SUFFIX
 from veil.transforms.plan import Plan
+from veil.transforms.policy import Policy
 from veil.transforms.registry import REGISTRY
 
 MANIFEST = "_manifest.json"
+NOTES = {"action", "as_", "description", "reason"}  # not an action's settings: the name, the output, notes for people
 _TIMESTAMP = re.compile(r"timestamp\[(\w+)(?:, tz=([^\]]+))?\]")
 
 
@@ -47,7 +49,7 @@ def describe_fields(plan: Plan, key_version: int | None) -> dict[str, Any]:
     fields = {}
     for op in plan.ops:
         entry: dict[str, Any] = {"source": op.source, "action": op.action}
-        settings = op.params.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"action", "as_"})
+        settings = op.params.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=NOTES)
         if settings:
             entry["settings"] = settings
         if op.output_type is not None:
@@ -56,6 +58,17 @@ def describe_fields(plan: Plan, key_version: int | None) -> dict[str, Any]:
             entry["key_version"] = key_version
         fields[op.output] = entry
     return fields
+
+
+def describe_governance(policy: Policy) -> dict[str, Any]:
+    """The policy's owner, legal basis, retention, review date and recipients (None where unset)."""
+    return {
+        "owner": policy.owner,
+        "legal_basis": policy.legal_basis,
+        "retention": policy.retention,
+        "reviewed": policy.reviewed.isoformat() if policy.reviewed else None,
+        "recipients": list(policy.recipients),
+    }
 
 
 def schema_fields(schema: pa.Schema | None) -> list[dict[str, str]]:
@@ -86,6 +99,7 @@ def build_manifest(
         "purpose": policy.purpose,
         "description": policy.description,
         "policy": {"path": policy.source, "sha256": policy.sha256},
+        "governance": describe_governance(policy),
         "inputs": inputs,
         "output": output,
         "runner": runner,

@@ -7,7 +7,9 @@ file other than configuration words (an unknown action name, say).
 import hashlib
 import os
 import posixpath
+import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +22,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_serializer,
+    field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -34,6 +37,11 @@ from veil.transforms.registry import REGISTRY, FieldSpec
 KEYSET_ENV = "VEIL_KEYSET"
 InputType = Literal["int64", "float64", "string", "date", "timestamp", "bool"]
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# GDPR Art. 6(1) (a) to (f), in that order.
+LegalBasis = Literal[
+    "consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"
+]
+RETENTION = re.compile(r"[1-9][0-9]{0,3}[dwmy]")  # 90d, 12w, 6m, 2y
 
 
 class ConsentColumns(BaseModel):
@@ -234,6 +242,12 @@ class Policy(BaseModel):
             per subject, for `encrypt: {per_subject: true}`; erasure deletes a subject's key.
         audit_log: where re-identifications (detokenize) append a line; default `audit.jsonl`
             beside the keyset. A relative path is against the policy's folder.
+        owner: the team or address accountable for this purpose (notices, data map, lint).
+        legal_basis: the GDPR Art. 6(1) basis of the processing; `consent` needs a consent gate.
+        retention: how long an output of this policy may be kept after its run (`90d`, `12w`,
+            `6m`, `2y`); `veil expire` deletes older outputs.
+        reviewed: the date the policy was last reviewed (`veil lint` warns after a year).
+        recipients: who receives the outputs (teams, processors), for the notice and data map.
         fields: input field name -> action.
         input_types: input field name -> the type its text is parsed into, for CSV and JSON Lines
             inputs (whose text is otherwise text: a zip code `01234` stays `01234`).
@@ -252,6 +266,11 @@ class Policy(BaseModel):
     erasure: ErasureSpec | None = None
     subject_keys: str | None = None
     audit_log: str | None = None
+    owner: str | None = Field(None, min_length=1)
+    legal_basis: LegalBasis | None = None
+    retention: str | None = Field(None, json_schema_extra={"pattern": f"^{RETENTION.pattern}$"})
+    reviewed: date | None = None
+    recipients: tuple[str, ...] = ()
     fields: dict[str, FieldSpec] = Field(..., min_length=1)
     input_types: dict[str, InputType] = {}
     k_anonymity: KAnonymitySpec | None = None
@@ -259,6 +278,22 @@ class Policy(BaseModel):
 
     _source: str | None = PrivateAttr(None)
     _sha256: str | None = PrivateAttr(None)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | None) -> str | None:
+        if value is not None and not RETENTION.fullmatch(value):
+            raise ValueError("retention is a number and a unit: d (days), w (weeks), m (months) or y (years), e.g. 90d")
+        return value
+
+    @model_validator(mode="after")
+    def _lawful(self) -> "Policy":
+        if self.legal_basis == "consent" and self.consent is None:
+            _field_error(
+                ("legal_basis",),
+                "legal_basis: consent needs a consent gate: add 'consent: {field: ...}' or 'consent: {table: ...}'",
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

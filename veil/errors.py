@@ -10,6 +10,7 @@ import enum
 
 __all__ = [
     "ActionError",
+    "AuditLogError",
     "ConfigError",
     "DataRefusedError",
     "ErrorCode",
@@ -80,3 +81,7 @@ class ActionError(VeilError):
 
 class DataRefusedError(VeilError):
     """The data broke a rule the policy enforces with `on_error: fail` (or a dataset rule)."""
+
+
+class AuditLogError(VeilError):
+    """An audit log's hash chain is broken: a line was edited, deleted, moved or cut off."""

@@ -242,6 +242,14 @@ def test_manifest_records_policy_keys_and_fields(world, analytics_out):
     assert {out: (f["source"], f["action"]) for out, f in manifest["fields"].items()} == sources
     assert manifest["fields"]["customer_key"]["key_version"] == 1
     assert set(manifest["dropped_fields"]) >= {"email", "phone", "card_number", "notes", "street"}
+    written = yaml.safe_load(POLICY["analytics"].read_text())
+    assert manifest["governance"] == {
+        "owner": written["owner"],
+        "legal_basis": written["legal_basis"],
+        "retention": written["retention"],
+        "reviewed": written["reviewed"].isoformat(),
+        "recipients": written["recipients"],
+    }
 
 
 def test_no_key_material_anywhere_in_the_output(world, analytics_out):

@@ -61,8 +61,8 @@ def test_missing_action(tmp_path):
 
 
 def test_unknown_top_level_key(tmp_path):
-    message, path, text = load_error(tmp_path, HEAD + "retention: 30d\n")
-    assert_located(message, path, "retention", line_of(text, "retention"))
+    message, path, text = load_error(tmp_path, HEAD + "retain_for: 30d\n")
+    assert_located(message, path, "retain_for", line_of(text, "retain_for"))
     assert "unknown key" in message
 
 
@@ -379,3 +379,75 @@ def test_the_ff1_key_version_rule():
     assert policy.recorded_key_version(["card"], {"card": {"key_version": 2}}, None) == 2
     with pytest.raises(ConfigError, match="card.*--key-version"):
         policy.recorded_key_version(["card", "email_token"], {}, None)
+
+
+# ---------------------------------------------------------------- governance metadata
+
+
+GOVERNED = HEAD + dedent(
+    """\
+    owner: data-platform@example.com
+    legal_basis: contract
+    retention: 6m
+    reviewed: 2026-11-30
+    recipients: [BI dashboards, an auditor]
+    """
+)
+
+
+def test_governance_metadata_loads():
+    policy = parse_policy(GOVERNED)
+    assert policy.owner == "data-platform@example.com" and policy.legal_basis == "contract"
+    assert policy.retention == "6m" and policy.reviewed.isoformat() == "2026-11-30"
+    assert policy.recipients == ("BI dashboards", "an auditor")
+
+
+def test_governance_metadata_is_optional():
+    policy = parse_policy(HEAD)
+    assert (policy.owner, policy.legal_basis, policy.retention, policy.reviewed, policy.recipients) == (
+        None,
+        None,
+        None,
+        None,
+        (),
+    )
+
+
+@pytest.mark.parametrize("retention", ["90d", "12w", "6m", "2y", "1d", "9999y"])
+def test_retention_takes_a_count_and_a_unit(retention):
+    assert parse_policy(HEAD + f"retention: {retention}\n").retention == retention
+
+
+@pytest.mark.parametrize("retention", ["90", "6 months", "0d", "-1y", "1.5y", "6M", "10000d", "d"])
+def test_a_bad_retention_names_the_key_and_the_line(tmp_path, retention):
+    message, path, text = load_error(tmp_path, HEAD + f"retention: '{retention}'\n")
+    assert f"policy {path}: retention (line {line_of(text, 'retention')}): retention is a number and a unit" in message
+
+
+def test_an_unknown_legal_basis_lists_the_six(tmp_path):
+    message, _, _ = load_error(tmp_path, HEAD + "legal_basis: because\n")
+    assert "legal_basis" in message
+    for basis in ("consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"):
+        assert basis in message
+
+
+def test_a_bad_review_date(tmp_path):
+    message, path, text = load_error(tmp_path, HEAD + "reviewed: last tuesday\n")
+    assert f"reviewed (line {line_of(text, 'reviewed')})" in message and "date" in message
+
+
+def test_legal_basis_consent_needs_a_consent_gate(tmp_path):
+    message, path, text = load_error(tmp_path, HEAD + "legal_basis: consent\n")
+    assert f"policy {path}: legal_basis (line {line_of(text, 'legal_basis')}): legal_basis: consent needs" in message
+    gated = parse_policy(HEAD + "legal_basis: consent\nconsent: {field: consents}\n")
+    assert gated.legal_basis == "consent"
+
+
+def test_a_field_may_carry_a_description_and_a_reason(tmp_path):
+    policy = parse_policy(
+        HEAD + "  first_name: {action: keep, description: your first name, reason: agents greet you by name}\n"
+    )
+    spec = policy.fields["first_name"]
+    assert (spec.description, spec.reason) == ("your first name", "agents greet you by name")
+    message, _, _ = load_error(tmp_path, HEAD + "  first_name: {action: keep, reason: ''}\n")
+    assert "fields.first_name.reason" in message

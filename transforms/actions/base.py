@@ -48,12 +48,18 @@ class ActionParams(BaseModel):
         as_: the output field name (YAML `as`); defaults to the input field's name.
         on_error: what happens to a value the action cannot protect: `null` the field,
             `drop_record`, or `fail` the job. The raw value never passes through.
+        description: what the field holds, in plain words for customers ("your email
+            address"); `veil explain` uses it in the notice instead of the field's name.
+        reason: why the purpose needs the field in this form; shown in the notice, and what
+            `veil lint` asks for before personal data or free text may be kept raw.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, populate_by_name=True)
 
     as_: str | None = Field(None, alias="as", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     on_error: OnError = "null"
+    description: str | None = Field(None, min_length=1)
+    reason: str | None = Field(None, min_length=1)
 
     @field_validator("on_error", mode="before")
     @classmethod
