@@ -17,6 +17,7 @@ import typer
 from veil.errors import VeilError
 from veil.pipelines.cli_governance import register_governance
 from veil.pipelines.cli_keys import keys_app
+from veil.pipelines.cli_review import register_review
 from veil.pipelines.terminal import stderr_console, stdout_console
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 register_governance(app)
+register_review(app)
 
 _BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
 _REMOTE_ERROR = re.compile(r"veil\.errors\.\w+: (.+)")

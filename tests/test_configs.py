@@ -139,3 +139,9 @@ def test_schema_check_can_fail():
         "fields.email: action 'hash' not in the schema",
         "fields.phone: unknown key keep_lst",
     ]
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
+def test_example_carries_governance(path):
+    policy = load_policy(path)
+    assert policy.owner and policy.legal_basis and policy.retention and policy.reviewed and policy.recipients
