@@ -350,73 +350,66 @@ def _threshold(what: str, old: int | None, new: int | None, lowered: str) -> Ent
     return _entry(old, new, [Change(LESS, f"{what} raised {old} -> {new}")])
 
 
-def _members(what: str, old: tuple[str, ...], new: tuple[str, ...], dropped: str) -> Entry | None:
-    gone, added = sorted(set(old) - set(new)), sorted(set(new) - set(old))
-    if not gone and not added:
-        return None
-    changes = [Change(MORE, f"{', '.join(gone)} {dropped}")] if gone else []
-    changes += [Change(LESS, f"{', '.join(added)} added to {what}")] if added else []
-    return _entry(list(old), list(new), changes)
-
-
-def _recipients(old: tuple[str, ...], new: tuple[str, ...]) -> Entry | None:
-    added, gone = sorted(set(new) - set(old)), sorted(set(old) - set(new))
-    if not added and not gone:
-        return None
-    changes = [Change(MORE, f"new recipients: {', '.join(added)}")] if added else []
-    changes += [Change(LESS, f"no longer sent to: {', '.join(gone)}")] if gone else []
-    return _entry(list(old), list(new), changes)
+def _members(
+    old: tuple[str, ...], new: tuple[str, ...], gone: tuple[Verdict, str], added: tuple[Verdict, str]
+) -> Entry | None:
+    """A list setting's change: `gone` and `added` are (verdict, reason template with {names})."""
+    changes = [
+        Change(verdict, template.format(names=", ".join(names)))
+        for names, (verdict, template) in ((sorted(set(old) - set(new)), gone), (sorted(set(new) - set(old)), added))
+        if names
+    ]
+    return _entry(list(old), list(new), changes) if changes else None
 
 
 def _same(what: str, old: Any, new: Any, why: str) -> Entry | None:
     return None if old == new else _entry(old, new, [Change(SAME, f"{what} changed: {why}")])
 
 
+def _dataset_rule(
+    rule: str, old: Any, new: Any, threshold: str, members: str, lowered: str, dropped: str
+) -> list[tuple[str, Entry | None]]:
+    """A dataset rule's threshold (k, l) and its member fields (quasi-identifiers, sensitive fields)."""
+    before, after = (getattr(spec, threshold) if spec else None for spec in (old, new))
+    named = (old and new) and _members(
+        getattr(old, members),
+        getattr(new, members),
+        (MORE, "{names} " + dropped),
+        (LESS, "{names} added to " + members),
+    )
+    return [(f"{rule}.{threshold}", _threshold(rule, before, after, lowered)), (f"{rule}.{members}", named or None)]
+
+
 def _policy_settings(old: Policy, new: Policy) -> list[tuple[str, Entry | None]]:
-    k_old, k_new = old.k_anonymity, new.k_anonymity
-    l_old, l_new = old.l_diversity, new.l_diversity
-    both_k, both_l = k_old is not None and k_new is not None, l_old is not None and l_new is not None
     return [
         ("default", _same("default", old.default, new.default, "unnamed fields are dropped or refused, never output")),
         ("consent", _gate("consent", old.consent, new.consent, "records flow without the subject's consent")),
         ("erasure", _gate("erasure", old.erasure, new.erasure, "subjects who asked to be forgotten flow again")),
         ("retention", _retention(old.retention, new.retention)),
-        (
-            "k_anonymity.k",
-            _threshold(
-                "k_anonymity",
-                k_old.k if k_old else None,
-                k_new.k if k_new else None,
-                "rarer combinations of quasi-identifiers are published",
-            ),
+        *_dataset_rule(
+            "k_anonymity",
+            old.k_anonymity,
+            new.k_anonymity,
+            "k",
+            "quasi_identifiers",
+            "rarer combinations of quasi-identifiers are published",
+            "no longer a quasi-identifier: classes are counted without it, so rarer values are published",
+        ),
+        *_dataset_rule(
+            "l_diversity",
+            old.l_diversity,
+            new.l_diversity,
+            "l",
+            "sensitive",
+            "classes with fewer distinct sensitive values are published",
+            "no longer checked for diversity",
         ),
         (
-            "k_anonymity.quasi_identifiers",
+            "recipients",
             _members(
-                "the quasi-identifiers",
-                k_old.quasi_identifiers,
-                k_new.quasi_identifiers,
-                "no longer a quasi-identifier: classes are counted without it, so rarer values are published",
-            )
-            if both_k
-            else None,
-        ),
-        (
-            "l_diversity.l",
-            _threshold(
-                "l_diversity",
-                l_old.l if l_old else None,
-                l_new.l if l_new else None,
-                "classes with fewer distinct sensitive values are published",
+                old.recipients, new.recipients, (LESS, "no longer sent to: {names}"), (MORE, "new recipients: {names}")
             ),
         ),
-        (
-            "l_diversity.sensitive",
-            _members("the sensitive fields", l_old.sensitive, l_new.sensitive, "no longer checked for diversity")
-            if both_l
-            else None,
-        ),
-        ("recipients", _recipients(old.recipients, new.recipients)),
         ("legal_basis", _same("legal basis", old.legal_basis, new.legal_basis, "review the notice")),
         ("purpose", _same("purpose", old.purpose, new.purpose, "keys are derived per purpose: outputs do not link")),
     ]
