@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from veil.errors import VeilError
+from veil.pipelines.cli_expire import register_expire
 from veil.pipelines.cli_governance import register_governance
 from veil.pipelines.cli_keys import keys_app
 from veil.pipelines.cli_review import register_review
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 register_governance(app)
 register_review(app)
+register_expire(app)
 
 _BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
 _REMOTE_ERROR = re.compile(r"veil\.errors\.\w+: (.+)")
