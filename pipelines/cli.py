@@ -29,8 +29,6 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 register_governance(app)
-register_review(app)
-register_expire(app)
 
 _BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
 _REMOTE_ERROR = re.compile(r"veil\.errors\.\w+: (.+)")
@@ -332,6 +330,10 @@ def demo(
     from veil.pipelines.demo import run_demo
 
     run_demo(rows=rows, out=out, console=stdout_console())
+
+
+register_review(app)  # after the commands above, so `veil --help` lists them in this order
+register_expire(app)
 
 
 def _find_veil_error(error: BaseException) -> Optional[str]:
