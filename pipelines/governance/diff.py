@@ -380,6 +380,23 @@ def _dataset_rule(
     return [(f"{rule}.{threshold}", _threshold(rule, before, after, lowered)), (f"{rule}.{members}", named or None)]
 
 
+def _k_settings(old: Any, new: Any) -> Entry | None:
+    """How k-anonymity is met (on_violation, levels, max_suppression, fairness): every class keeps k either way."""
+    if old is None or new is None:
+        return None
+    a, b = (
+        {
+            **spec.model_dump(mode="json", exclude={"k", "quasi_identifiers"}),
+            "levels": {name: list(hierarchy.levels) for name, hierarchy in spec.hierarchies.items()},
+        }
+        for spec in (old, new)
+    )
+    if a == b:
+        return None
+    changed = sorted(key for key in {*a, *b} if a.get(key) != b.get(key))
+    return _entry(a, b, [Change(SAME, f"{', '.join(changed)} changed: every published class still has k records")])
+
+
 def _policy_settings(old: Policy, new: Policy) -> list[tuple[str, Entry | None]]:
     return [
         ("default", _same("default", old.default, new.default, "unnamed fields are dropped or refused, never output")),
@@ -395,6 +412,7 @@ def _policy_settings(old: Policy, new: Policy) -> list[tuple[str, Entry | None]]
             "rarer combinations of quasi-identifiers are published",
             "no longer a quasi-identifier: classes are counted without it, so rarer values are published",
         ),
+        ("k_anonymity", _k_settings(old.k_anonymity, new.k_anonymity)),
         *_dataset_rule(
             "l_diversity",
             old.l_diversity,

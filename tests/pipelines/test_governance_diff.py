@@ -160,6 +160,7 @@ POLICY_CASES = {
         "k_anonymity.quasi_identifiers",
         MORE,
     ),
+    "k met another way": ({"k_anonymity": K}, {"k_anonymity": {**K, "on_violation": "fail"}}, "k_anonymity", SAME),
     "l lowered": (
         {"k_anonymity": K, "l_diversity": {"l": 3, "sensitive": ["customer_key"]}},
         {"k_anonymity": K, "l_diversity": {"l": 2, "sensitive": ["customer_key"]}},
