@@ -8,12 +8,13 @@ Deleting one output, under the folder's lock (`pipelines/locks.py`, the lock `ve
 while it writes there, so expire cannot race a run into the folder):
 
 1. The manifest is read again: a run may have replaced the output since the folder was scanned.
-2. The files the manifest lists are deleted (only plain names inside the folder: a manifest
+2. One `expire` line is appended to the audit log: the output, its run and policy, its retention
+   and the number of files to delete. Never a value. It comes first, so no output disappears
+   without its line (if the log cannot be written, nothing is deleted).
+3. The files the manifest lists are deleted (only plain names inside the folder: a manifest
    naming `../x` is refused), then the risk report made from them (`_report.json`,
    `_report.html`), then the manifest, last: a kill midway leaves a manifest that the next
-   `veil expire` finds again and finishes (files already gone are skipped).
-3. One `expire` line is appended to the audit log: the output, its run and policy, its retention
-   and the number of files deleted. Never a value.
+   `veil expire` finds again and finishes (with a line of its own; files already gone are skipped).
 
 The audit log is `--audit-log` if given, else the policy's own (`audit_log`, or `audit.jsonl`
 beside its keyset) when the policy file the manifest names still has the recorded sha256, else
@@ -24,6 +25,7 @@ deleted. The folder itself stays (empty), so a run starting into it at that mome
 import json
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -135,21 +137,19 @@ def _audit_log(folder: str, manifest: dict[str, Any], override: str | None) -> s
     )
 
 
+def _present(folder: str, manifest: dict[str, Any]) -> list[str]:
+    """The output's files still there, in deletion order."""
+    return [name for name in _files(folder, manifest) if os.path.lexists(os.path.join(folder, name))]
+
+
 def _delete(folder: str, seen: dict[str, Any], audit_log: str | None, warn: Callable[[str], None]) -> Expiry | None:
-    """Delete one due output under its folder's lock; None when a newer run replaced it meanwhile."""
+    """Audit, then delete, one due output under its folder's lock; None when a newer run replaced it meanwhile."""
     with folder_lock(folder, new_run_id(), warn=warn, what=f"output {folder}"):
         manifest = _read(folder)
         if manifest is None or manifest.get("run_id") != seen.get("run_id"):
             return None
         retention, finished, expires = _due(folder, manifest)
-        log = _audit_log(folder, manifest, audit_log)
-        deleted = 0
-        for name in _files(folder, manifest):
-            try:
-                os.remove(os.path.join(folder, name))
-                deleted += 1
-            except FileNotFoundError:
-                pass  # a report never written, or a file an interrupted expire already deleted
+        files = _present(folder, manifest)
         policy = manifest.get("policy") or {}
         line = audit_line(
             "expire",
@@ -161,11 +161,20 @@ def _delete(folder: str, seen: dict[str, Any], audit_log: str | None, warn: Call
             finished=manifest.get("finished"),
             retention=retention,
             expired_at=expires.isoformat(),
-            files=deleted,
+            files=len(files),
             outcome="ok",
         )
-        append_audit(log, line)
-    return Expiry(folder, manifest.get("purpose"), retention, finished, expires, "deleted", deleted)
+        log = _audit_log(folder, manifest, audit_log)
+        try:
+            append_audit(log, line)  # first: nothing goes unaudited
+        except OSError as error:
+            raise OutputError(
+                f"{folder}: audit log {log} cannot be written ({error.strerror}); not deleting it"
+            ) from None
+        for name in files:
+            with suppress(FileNotFoundError):  # removed since it was listed: gone all the same
+                os.remove(os.path.join(folder, name))
+    return Expiry(folder, manifest.get("purpose"), retention, finished, expires, "deleted", len(files))
 
 
 def expire_outputs(
@@ -189,8 +198,8 @@ def expire_outputs(
             elif expires > now:
                 results.append(Expiry(folder, purpose, retention, finished, expires, "kept"))
             elif dry_run:
-                files = [n for n in _files(folder, manifest) if os.path.exists(os.path.join(folder, n))]
-                results.append(Expiry(folder, purpose, retention, finished, expires, "would delete", len(files)))
+                files = len(_present(folder, manifest))
+                results.append(Expiry(folder, purpose, retention, finished, expires, "would delete", files))
             else:
                 done = _delete(folder, manifest, audit_log, warn)
                 results.append(done or Expiry(folder, purpose, retention, finished, expires, "kept"))

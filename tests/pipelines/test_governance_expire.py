@@ -137,6 +137,17 @@ def test_an_output_in_use_by_a_run_is_left_alone(tmp_path):
     assert not (folder / "_manifest.json").exists()
 
 
+def test_nothing_is_deleted_without_its_audit_line(tmp_path):
+    folder = tmp_path / "out" / "due"
+    fake_output(folder, ["part-1.parquet"])
+    (tmp_path / "not-a-folder").write_text("")
+    result = cli(
+        "expire", tmp_path / "out", "--now", "2027-01-01", "--audit-log", tmp_path / "not-a-folder" / "a.jsonl"
+    )
+    assert result.code == 2 and "cannot be written" in result.err and "not deleting it" in result.err
+    assert (folder / "_manifest.json").exists() and (folder / "part-1.parquet").exists()
+
+
 def test_bad_arguments(tmp_path):
     missing = cli("expire", tmp_path / "nope")
     assert missing.code == 2 and "is not a folder" in missing.err
