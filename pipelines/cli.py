@@ -16,6 +16,7 @@ import typer
 
 from veil.errors import VeilError
 from veil.pipelines.cli_expire import register_expire
+from veil.pipelines.cli_explain import register_explain
 from veil.pipelines.cli_governance import register_governance
 from veil.pipelines.cli_keys import keys_app
 from veil.pipelines.cli_review import register_review
@@ -332,7 +333,8 @@ def demo(
     run_demo(rows=rows, out=out, console=stdout_console())
 
 
-register_review(app)  # after the commands above, so `veil --help` lists them in this order
+register_explain(app)  # after the commands above, so `veil --help` lists them in this order
+register_review(app)
 register_expire(app)
 
 

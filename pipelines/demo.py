@@ -3,7 +3,8 @@
 It writes `OUT/input/customers.parquet` (seeded Faker data), a development keyset in
 `OUT/.veil/`, runs `veil run` with configs/analytics, marketing, support and quality (the
 support notes, scrubbed) into
-`OUT/views/<purpose>/`, and shows what each purpose sees of the same two customers.
+`OUT/views/<purpose>/`, shows what each purpose sees of the same two customers, and writes the
+customer notice and the data map of the example policies into `OUT/governance/` (`veil explain`).
 """
 
 from importlib import resources
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from veil import _fs
 from veil.keys import init_keyset, open_keyring
+from veil.pipelines.governance.explain import write_explain
 from veil.pipelines.run import run_job
 from veil.pipelines.synthetic import write_customers
 from veil.transforms.engine import BoundPlan
@@ -124,4 +126,14 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
 
     for line in run_lines(manifests):
         console.print(line, markup=False, soft_wrap=True)
+    explain_examples(policies, str(base / "governance"), console)
     return manifests
+
+
+def explain_examples(policies: list[Policy], folder: str, console: Console) -> list[str]:
+    """Write the notice and data map of `policies` into `folder` (`veil explain`) and print their paths."""
+    paths = write_explain(policies, folder)
+    console.print("customer notice and data map of the example policies (veil explain):")
+    for path in paths:
+        console.print(f"  {path}", markup=False, soft_wrap=True)
+    return paths

@@ -4,6 +4,8 @@ import base64
 import contextlib
 import io
 import json
+import shutil
+import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,6 +23,9 @@ from veil.pipelines.cli import main
 from veil.transforms.columns import map_column
 from veil.transforms.counting import metrics_namespace
 from veil.transforms.enforce import EnforceKAnonymity
+
+CHROMIUM = shutil.which("chromium")
+NO_CHROMIUM = "no chromium binary (CI installs Debian's chromium in .ci/run)"
 
 
 @dataclass
@@ -54,6 +59,43 @@ def assert_no_secret(text: str, *secrets: bytes) -> None:
     for secret in secrets:
         for form in (secret.decode("latin-1"), secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode()):
             assert form not in text
+
+
+def chromium_screenshot(page: Path, png: Path, size: tuple[int, int] = (1000, 800)) -> Counter:
+    """Render the HTML file `page` in headless Chromium into `png`; the screenshot's pixel counts by colour.
+
+    Asserts a screenshot of `size` was written and is not blank (callers skip without `CHROMIUM`).
+    """
+    from PIL import Image  # a dependency of apache-beam
+
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={png.parent / (png.stem + '-profile')}",
+        f"--screenshot={png}",
+        f"--window-size={size[0]},{size[1]}",
+        page.resolve().as_uri(),
+    ]
+    subprocess.run(command, capture_output=True, timeout=120, check=False)
+    assert png.is_file() and png.stat().st_size > 0, "chromium wrote no screenshot"
+    image = Image.open(png).convert("RGB")
+    assert image.size == size
+    pixels = Counter(image.getdata())
+    assert len(pixels) > 20, "the screenshot is blank"
+    return pixels
+
+
+def pixels_near(pixels: Counter, color: str, tolerance: int = 12) -> int:
+    """How many of `pixels` are within `tolerance` (sum of channel differences) of `color` (`#rrggbb`)."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return sum(n for (pr, pg, pb), n in pixels.items() if abs(pr - r) + abs(pg - g) + abs(pb - b) <= tolerance)
 
 
 def edit_json(path: str, edit) -> None:

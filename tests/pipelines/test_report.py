@@ -8,7 +8,6 @@ figures before suppression, over the input put through the policy's field action
 import json
 import re
 import shutil
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers import Result, cli
+from helpers import CHROMIUM, NO_CHROMIUM, Result, chromium_screenshot, cli, pixels_near
 
 from veil.pipelines.synthetic import synthetic_customers
 from veil.transforms.engine import BoundPlan
@@ -46,7 +45,6 @@ POLICY = {
     "k_anonymity": {"k": K, "quasi_identifiers": QIS, "protected": PROTECTED},
     "l_diversity": {"l": L, "sensitive": ["income_band"]},
 }
-CHROMIUM = shutil.which("chromium")
 
 
 def write_policy(path: Path, **changes) -> Path:
@@ -304,38 +302,10 @@ def test_the_html_is_self_contained(world):
     assert not re.search(r"\b(src|href)\s*=", page)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (CI installs Debian's chromium in .ci/run)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_the_html_report_renders_its_histogram_in_headless_chromium(world, tmp_path):
-    from PIL import Image  # a dependency of apache-beam
-
     from veil.pipelines.report_html import AFTER_COLOR, BEFORE_COLOR
 
-    png = tmp_path / "report.png"
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={png}",
-        "--window-size=1000,800",
-        (world.out / "_report.html").resolve().as_uri(),
-    ]
-    subprocess.run(command, capture_output=True, timeout=120, check=False)
-    assert png.is_file() and png.stat().st_size > 0, "chromium wrote no screenshot"
-    image = Image.open(png).convert("RGB")
-    assert image.size == (1000, 800)
-    pixels = Counter(image.getdata())
-    assert len(pixels) > 20, "the screenshot is blank"
-
-    def near(color: str) -> int:
-        r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
-        return sum(n for (pr, pg, pb), n in pixels.items() if abs(pr - r) + abs(pg - g) + abs(pb - b) <= 12)
-
-    assert near(AFTER_COLOR) > 2000, "no histogram bars for the output"
-    assert near(BEFORE_COLOR) > 2000, "no histogram bars for before suppression"
+    pixels = chromium_screenshot(world.out / "_report.html", tmp_path / "report.png")
+    assert pixels_near(pixels, AFTER_COLOR) > 2000, "no histogram bars for the output"
+    assert pixels_near(pixels, BEFORE_COLOR) > 2000, "no histogram bars for before suppression"
