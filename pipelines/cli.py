@@ -20,6 +20,7 @@ from veil.pipelines.cli_explain import register_explain
 from veil.pipelines.cli_governance import register_governance
 from veil.pipelines.cli_keys import keys_app
 from veil.pipelines.cli_review import register_review
+from veil.pipelines.cli_scan import register_scan
 from veil.pipelines.terminal import stderr_console, stdout_console
 
 app = typer.Typer(
@@ -336,6 +337,7 @@ def demo(
 register_explain(app)  # after the commands above, so `veil --help` lists them in this order
 register_review(app)
 register_expire(app)
+register_scan(app)
 
 
 def _find_veil_error(error: BaseException) -> Optional[str]:

@@ -21,6 +21,7 @@ Type mapping (every view field is written nullable, `["null", T]` with default n
 | union of null and one type | that type, nullable |
 """
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO
@@ -127,8 +128,9 @@ def read_schema(path: str) -> pa.Schema:
     return arrow_schema(writer_schema, path)
 
 
-def read_table(handle: BinaryIO, where: str, columns: list[str]) -> pa.Table:
-    """The named columns of one open Avro file as a table, on the driver (small reads: reports)."""
+def read_table(handle: BinaryIO, where: str, columns: list[str], rows: int | None = None) -> pa.Table:
+    """The named columns of one open Avro file (its first `rows` records, if given) as a table, on the
+    driver (small reads: reports, a scan's sample)."""
     import fastavro
 
     reader = fastavro.reader(handle)
@@ -136,7 +138,8 @@ def read_table(handle: BinaryIO, where: str, columns: list[str]) -> pa.Table:
     missing = [name for name in columns if name not in schema.names]
     if missing:
         raise InputError(f"file {where} has no column {', '.join(missing)}")
-    return pa.Table.from_pylist(list(reader), schema=pa.schema([schema.field(name) for name in columns]))
+    records = list(reader if rows is None else itertools.islice(reader, rows))
+    return pa.Table.from_pylist(records, schema=pa.schema([schema.field(name) for name in columns]))
 
 
 def _name(name: str, where: str) -> str:

@@ -3,6 +3,7 @@
 import json
 
 import apache_beam as beam
+import fastavro
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -10,7 +11,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from veil.transforms.io import ReadBatches, read_schema
+from veil.transforms.avro import avro_schema
+from veil.transforms.io import ReadBatches, format_of, read_head, read_schema
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import parse_policy
 
@@ -76,3 +78,21 @@ fields:
     plan = compile_plan(policy, TABLE.schema)
     assert plan.input_fields == ("income", "customer_id", "consents")
     assert "secret" in plan.dropped
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", ".avro"])
+def test_read_head_reads_the_first_rows_over_files_in_order(tmp_path, suffix):
+    for number, part in enumerate((TABLE.slice(0, 2), TABLE.slice(2))):
+        path = tmp_path / f"part-{number}{suffix}"
+        if suffix == ".avro":
+            with open(path, "wb") as out:
+                fastavro.writer(out, fastavro.parse_schema(avro_schema(TABLE.schema)), part.to_pylist())
+        else:
+            write(part, path)
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    fmt = format_of(files[0])
+    schema = read_schema(files, fmt)
+    assert read_head(files, fmt, schema, 3).column("customer_id").to_pylist() == ["c-1", "c-2", "c-3"]
+    head = read_head(files, fmt, schema, 1)
+    assert head.schema == schema and head.to_pylist() == [read_head(files, fmt, schema, 10).to_pylist()[0]]
+    assert read_head(files, fmt, schema, 10).num_rows == 3

@@ -25,9 +25,10 @@ def _number(candidate: str, regions: tuple[str, ...]) -> phonenumbers.PhoneNumbe
             number = phonenumbers.parse("+" + candidate[2:] if candidate.startswith("00") else candidate, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(number):
+        # possible is checked first: it is cheap, and for +1 numbers validity tries every NANP region
+        if international and any(not ch.isdigit() for ch in candidate[1:]) and phonenumbers.is_possible_number(number):
             return number
-        if international and phonenumbers.is_possible_number(number) and any(not ch.isdigit() for ch in candidate[1:]):
+        if phonenumbers.is_valid_number(number):
             return number
     return None
 

@@ -1,0 +1,151 @@
+"""`veil scan` and `veil init` on the demo's synthetic customers: what they find, and that no value leaks."""
+
+import json
+import re
+from datetime import date, datetime
+
+import pyarrow.parquet as pq
+import pytest
+from helpers import cli
+
+from veil.pipelines.synthetic import write_customers
+
+ROWS = 150
+PERSONAL = {"email": "email", "phone": "phone", "card_number": "card", "first_name": "person", "birth_date": "date"}
+
+
+@pytest.fixture(scope="module")
+def customers(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scan")
+    for suffix in ("parquet", "csv"):
+        write_customers(str(folder / f"customers.{suffix}"), ROWS)
+    return folder
+
+
+def _texts(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    if isinstance(value, (date, datetime)):
+        return [value.isoformat(), str(value)]
+    return [str(value)]
+
+
+def assert_no_value(text: str, rows: list[dict]) -> None:
+    """No sampled value shows in `text`: as a substring (4+ characters) or a whole word (shorter ones)."""
+    for row in rows:
+        for column, value in row.items():
+            for shown in _texts(value):
+                if len(shown) >= 4:
+                    assert shown not in text, f"a value of {column} is in the output"
+                else:
+                    assert not re.search(rf"(?<!\w){re.escape(shown)}(?!\w)", text), f"a value of {column} shows"
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_scan_finds_the_personal_columns_and_writes_the_json_shape(customers, tmp_path, monkeypatch, suffix):
+    monkeypatch.setenv("COLUMNS", "400")  # no wrapping: a value split over lines would escape the check
+    out = tmp_path / "scan.json"
+    done = cli("scan", customers / f"customers.{suffix}", "--sample", 100, "--json", out)
+    assert done.code == 0, done.err
+    doc = json.loads(out.read_text())
+    assert set(doc) == {"rows_sampled", "columns"} and doc["rows_sampled"] == 100
+    columns = doc["columns"]
+    assert list(columns) == pq.read_schema(customers / "customers.parquet").names
+    for figures in columns.values():
+        assert set(figures) == {"type", "entities", "free_text", "suggested"}
+        assert all(0 < share <= 1 for share in figures["entities"].values())
+        assert "action" in figures["suggested"]
+    for column, entity in PERSONAL.items():
+        assert columns[column]["entities"][entity] >= 0.9, column
+        assert columns[column]["suggested"]["action"] in ("pseudonymize", "generalize")
+    assert columns["notes"]["free_text"] and set(columns["notes"]["entities"]) >= {"phone", "person"}
+    assert columns["notes"]["suggested"]["action"] == "scrub"
+    assert columns["customer_id"]["suggested"] == {"action": "pseudonymize", "domain": "customer"}
+    assert columns["last_name"]["suggested"]["action"] == "pseudonymize"  # by its name: last names are not listed
+    for plain in ("country", "income", "signup_ts"):
+        assert columns[plain]["entities"] == {} and columns[plain]["suggested"] == {"action": "drop"}, plain
+    assert "customer_id" in done.out and "scrub" in done.out
+
+
+def test_scan_shares_are_recounts_of_the_data(customers, tmp_path):
+    out = tmp_path / "scan.json"
+    assert cli("scan", customers / "customers.parquet", "--json", out).code == 0
+    rows = pq.read_table(customers / "customers.parquet").to_pylist()
+    notes = [row for row in rows if row["notes"] is not None]
+    with_phone = sum(row["phone"] in row["notes"] for row in notes)
+    figures = json.loads(out.read_text())
+    assert figures["rows_sampled"] == ROWS
+    assert figures["columns"]["notes"]["entities"]["phone"] == with_phone / len(notes)
+    assert figures["columns"]["email"]["entities"] == {"email": 1.0}
+
+
+def test_no_sampled_value_appears_in_the_output(customers, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    out = tmp_path / "scan.json"
+    done = cli("scan", customers / "customers.parquet", "--json", out)
+    assert done.code == 0
+    rows = pq.read_table(customers / "customers.parquet").to_pylist()
+    assert_no_value(done.out + done.err, rows)
+    assert_no_value(out.read_text(), rows)
+
+
+def test_scan_errors_are_one_line(tmp_path):
+    done = cli("scan", tmp_path / "missing.parquet")
+    assert done.code == 2 and done.err.startswith("error: input") and len(done.err.splitlines()) == 1
+
+
+def test_the_value_check_sees_a_leak():
+    rows = [{"email": "jane@example.org", "country": "US"}]
+    with pytest.raises(AssertionError):
+        assert_no_value("found jane@example.org", rows)
+    with pytest.raises(AssertionError):
+        assert_no_value("in US today", rows)
+    assert_no_value("USA, email 100%", rows)
+
+
+def test_init_writes_a_policy_that_validates_and_runs(customers, tmp_path, keyset, monkeypatch):
+    monkeypatch.setenv("VEIL_KEYSET", keyset)
+    policy = tmp_path / "analytics.yaml"
+    done = cli("init", "--from", customers / "customers.csv", "--purpose", "analytics", "--output", policy)
+    assert done.code == 0, done.err
+    text = policy.read_text()
+    assert "default: drop" in text and "subject: customer_id" in text and "consent: {field: consents}" in text
+    fields = dict(re.findall(r"^  (\w+): \{action: (\w+)", text, re.M))
+    assert list(fields) == pq.read_schema(customers / "customers.parquet").names  # every column listed
+    assert fields["country"] == fields["income"] == "drop" and fields["notes"] == "scrub"
+    assert fields["email"] == fields["card_number"] == "pseudonymize" and fields["birth_date"] == "generalize"
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if re.match(r"^  \w+: \{action", line):  # every field says why, dropped ones too
+            assert lines[number - 1].startswith("  # "), line
+    assert cli("validate", policy, "--input", customers / "customers.parquet").code == 0
+
+    out = tmp_path / "view"
+    ran = cli("run", policy, "--input", customers / "customers.csv", "--output", out)
+    assert ran.code == 0, ran.err
+    view = pq.read_table(next(out.glob("part-*.parquet")))
+    assert 0 < view.num_rows < ROWS
+    assert set(view.column_names) == {name for name, action in fields.items() if action != "drop"}
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["purpose"] == "analytics"
+
+
+def test_init_refuses_to_overwrite_without_force(customers, tmp_path):
+    policy = tmp_path / "quality.yaml"
+    policy.write_text("mine\n")
+    done = cli("init", "--from", customers / "customers.parquet", "--purpose", "quality", "--output", policy)
+    assert done.code == 2 and "exists" in done.err and "--force" in done.err
+    assert policy.read_text() == "mine\n"
+    forced = cli(
+        "init", "--from", customers / "customers.parquet", "--purpose", "quality", "--output", policy, "--force"
+    )
+    assert forced.code == 0 and policy.read_text().startswith("# Suggested by `veil init`")
+
+
+def test_init_refuses_a_bad_purpose(customers, tmp_path):
+    done = cli(
+        "init", "--from", customers / "customers.parquet", "--purpose", "Bad Name", "--output", tmp_path / "p.yaml"
+    )
+    assert done.code == 2 and done.err.startswith("error: purpose") and not (tmp_path / "p.yaml").exists()
