@@ -61,6 +61,10 @@ def summary_table(manifests: Sequence[dict]) -> Table:
     table = Table("purpose", "read", "written", "dropped", "field errors", "output", title="veil run")
     for manifest in manifests:
         counts = manifest["counts"]
+        if "aggregates" in manifest:  # DP tables: exact record counts are withheld (see pipelines/aggregates.py)
+            tables = ", ".join(t["name"] for t in manifest["aggregates"]["tables"])
+            table.add_row(manifest["purpose"], "withheld", f"tables: {tables}", "-", "-", manifest["output"]["folder"])
+            continue
         dropped = "\n".join(f"{reason} {n}" for reason, n in counts["dropped"].items()) or "0"
         errors = "\n".join(f"{field} {n}" for field, n in counts["field_errors"].items()) or "0"
         table.add_row(

@@ -13,7 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import ConfigError
 from veil.keys import open_keyring
-from veil.pipelines import outputs
+from veil.pipelines import aggregates, outputs
 from veil.pipelines.job import StagedJob, check_output_format, open_input
 from veil.pipelines.k_anonymity import enforce_k_anonymity, manifest_entry
 from veil.pipelines.manifest import build_manifest, schema_fields
@@ -100,12 +100,18 @@ def run_job(
     job = StagedJob([view.folder for view in views], overwrite, warn=warn)
     key_tables = sorted({view.plan.policy.subject_keys for view in views if view.plan.policy.subject_keys})
     summaries = {}  # purpose -> the k-anonymity stage's summary
+    released = {}  # purpose -> the aggregates stage (a policy with aggregates writes tables, never rows)
 
     def build(pipeline: beam.Pipeline) -> None:
         needed = {name for view in views for name in view.plan.input_fields}
         batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema, sorted(needed) or None)
         for view in views:
             purpose, policy, staging = view.plan.policy.purpose, view.plan.policy, job.stage(view.folder)
+            if policy.aggregates is not None:
+                released[purpose] = aggregates.release_aggregates(
+                    batches, view.plan, staging, keyset=view.keyset, key_version=view.key_version, tables=view.tables
+                )
+                continue
             generalize = policy.k_anonymity is not None and policy.k_anonymity.on_violation == "generalize"
             sanitize = SanitizeBatches(
                 view.plan, keyset=view.keyset, key_version=view.key_version, tables=view.tables, levels=generalize
@@ -148,6 +154,12 @@ def run_job(
             )
             if policy.k_anonymity is not None:
                 manifest["k_anonymity"] = manifest_entry(policy, summaries[policy.purpose].value())
+            if policy.aggregates is not None:
+                counts = job.counts(policy.purpose)
+                files = manifest["output"]["files"]
+                manifest["output"]["schema"] = []  # no rows: each table's schema is in its entry
+                manifest["aggregates"] = aggregates.manifest_entry(view.plan, released[policy.purpose], files, counts)
+                manifest["counts"] = {"records": aggregates.WITHHELD}
             job.commit(view.folder, manifest)
             if policy.k_anonymity is not None:
                 report_job(view.folder)

@@ -25,8 +25,8 @@ REGENERATE = (
 CUSTOMERS = CUSTOMER_SCHEMA
 
 
-def test_the_four_examples_are_there():
-    assert [p.stem for p in POLICIES] == ["analytics", "marketing", "quality", "support"]
+def test_the_five_examples_are_there():
+    assert [p.stem for p in POLICIES] == ["analytics", "marketing", "quality", "statistics", "support"]
 
 
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
@@ -35,7 +35,9 @@ def test_example_loads(path):
     assert policy.purpose == path.stem
     assert policy.version == 1
     assert policy.description and "\n" not in policy.description
-    if path.stem != "quality":  # quality reads scrubbed notes under the support contract (its comment says so)
+    # quality reads scrubbed notes under the support contract, statistics releases DP tables under
+    # Art. 89 (their comments say so)
+    if path.stem not in ("quality", "statistics"):
         assert policy.consent is not None and policy.consent.field == "consents"
     assert Path(policy.keyset) == CONFIGS / ".veil" / "keyset.json"  # relative to the file
     first_line = path.read_text().splitlines()[0]
@@ -79,6 +81,19 @@ def test_marketing_output_schema():
             ("phone", pa.string()),
         ]
     )
+
+
+def test_statistics_releases_only_aggregates_of_what_it_reads():
+    policy = load_policy(CONFIGS / "statistics.yaml")
+    spec = policy.aggregates
+    assert spec is not None and spec.epsilon > 0 and 0 < spec.delta < 1e-3
+    assert policy.legal_basis == "legitimate_interests" and policy.owner and policy.retention and policy.reviewed
+    plan = compile_plan(policy, CUSTOMERS)
+    # every field it reads feeds a table: the privacy unit is a pseudonym, nothing else is an identifier
+    assert set(plan.output_schema.names) == set(spec.fields) == {"customer_key", "country", "age_band", "income"}
+    assert plan.output_schema.field(spec.privacy_unit).type == pa.string()
+    assert {op.output: op.action for op in plan.ops}["customer_key"] == "pseudonymize"
+    assert [t.public_groups is None for t in spec.tables] == [False, True]  # one public, one selected privately
 
 
 def test_support_names_every_column():

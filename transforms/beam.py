@@ -131,6 +131,7 @@ class _SanitizeTransform(beam.PTransform):
     arguments as `SanitizeBatches`."""
 
     _dict_records: bool
+    _aggregating = False  # True only inside DPAggregates, where the rows never leave the aggregation
 
     def __init__(
         self,
@@ -150,6 +151,11 @@ class _SanitizeTransform(beam.PTransform):
             plan, policy = policy, policy.policy
         else:
             plan = compile_plan(policy, schema) if schema is not None or self._dict_records else None
+        if policy.aggregates is not None and not self._aggregating:
+            raise ConfigError(
+                f"policy '{policy.purpose}' releases only differentially private aggregates, never rows: "
+                "use veil.DPAggregates (as veil run does)"
+            )
         super().__init__(label or f"{type(self).__name__}[{policy.purpose}]")
         self.policy, self.plan = policy, plan
         needs_keys = bool(policy.keyed_outputs) or subject_gates(policy)
@@ -300,6 +306,7 @@ class _AppendAuditLine(beam.DoFn):
 
 class _Detokenize(beam.PTransform):
     _dict_records: bool
+    _aggregating = False  # True only inside DPAggregates, where the rows never leave the aggregation
 
     def __init__(
         self,

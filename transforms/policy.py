@@ -32,6 +32,7 @@ from veil import _fs
 from veil.errors import ConfigError
 from veil.transforms.actions.base import ActionParams
 from veil.transforms.actions.generalize import GeneralizeParams
+from veil.transforms.aggregates import AggregatesSpec
 from veil.transforms.registry import REGISTRY, FieldSpec
 
 KEYSET_ENV = "VEIL_KEYSET"
@@ -251,6 +252,9 @@ class Policy(BaseModel):
         fields: input field name -> action.
         input_types: input field name -> the type its text is parsed into, for CSV and JSON Lines
             inputs (whose text is otherwise text: a zip code `01234` stays `01234`).
+        k_anonymity, l_diversity: dataset rules over the released rows.
+        aggregates: release differentially private tables instead of rows (see `AggregatesSpec`);
+            `fields` then says what the aggregation reads, and every output field must be read.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
@@ -275,6 +279,7 @@ class Policy(BaseModel):
     input_types: dict[str, InputType] = {}
     k_anonymity: KAnonymitySpec | None = None
     l_diversity: LDiversitySpec | None = None
+    aggregates: AggregatesSpec | None = None
 
     _source: str | None = PrivateAttr(None)
     _sha256: str | None = PrivateAttr(None)
@@ -362,6 +367,37 @@ class Policy(BaseModel):
                 _field_error(
                     ("l_diversity", "sensitive"), f"{', '.join(both)} cannot be both quasi-identifier and sensitive"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _aggregate_rules(self) -> "Policy":
+        spec = self.aggregates
+        if spec is None:
+            return self
+        for rule in ("k_anonymity", "l_diversity"):
+            if getattr(self, rule) is not None:
+                _field_error(
+                    (rule,),
+                    f"a policy with aggregates releases no rows, so {rule} (a rule over released rows) does not "
+                    "apply: remove it, or write the row view as a policy of its own",
+                )
+        outputs = self.outputs
+        named = [(("aggregates", "privacy_unit"), spec.privacy_unit)]
+        for index, table in enumerate(spec.tables):
+            where = ("aggregates", "tables", index)
+            named += [((*where, "group_by", i), name) for i, name in enumerate(table.group_by)]
+            named += [((*where, "value"), table.value)] if table.value else []
+        for loc, name in named:
+            if name not in outputs:
+                _field_error(loc, f"'{name}' is not an output field of this policy (name it under fields)")
+        unread = [name for name in outputs if name not in spec.fields]
+        if unread:
+            source = outputs[unread[0]]
+            _field_error(
+                ("fields", source),
+                f"output '{unread[0]}' is read by no aggregate table (a policy with aggregates releases no rows): "
+                f"drop field '{source}'",
+            )
         return self
 
     @property

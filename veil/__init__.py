@@ -28,6 +28,7 @@ _EXPORTS = {
     "SanitizeResult": "veil.transforms.beam",
     "DeadLetter": "veil.transforms.engine",
     "EnforceKAnonymity": "veil.transforms.enforce",
+    "DPAggregates": "veil.transforms.dp",
     "open_keyring": "veil.keys",
 }
 
