@@ -92,7 +92,7 @@ def _reversible_without_audit_log(policy: Policy) -> Iterable[tuple[str, str, st
 
 
 def _quasi_identifiers_without_k(policy: Policy) -> Iterable[tuple[str, str, str]]:
-    if policy.k_anonymity is not None:
+    if policy.k_anonymity is not None or policy.aggregates is not None:  # DP aggregates release no rows
         return
     looking = {
         name: kind
