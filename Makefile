@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test fuzz lint bench clean
 
 $(VENV): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(VENV)
 test: $(VENV)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Property-based fuzzing of every input parser, 10,000 examples per target (see tests/fuzzing.py).
+fuzz: $(VENV)
+	VEIL_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -m fuzz
 
 lint: $(VENV)
 	$(BIN)/ruff check .

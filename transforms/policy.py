@@ -620,6 +620,10 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         line = f" line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"policy {source}:{line}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"policy {source}: nested too deeply to be a policy") from None
+    except ValueError as exc:  # a scalar YAML types but cannot build: the date 2026-32-01
+        raise ConfigError(f"policy {source}: a value cannot be read ({exc}); quote it to keep it text") from None
     if not isinstance(data, dict):
         raise ConfigError(f"policy {source}: must be a YAML mapping with version, purpose and fields")
     try:

@@ -451,3 +451,16 @@ def test_a_field_may_carry_a_description_and_a_reason(tmp_path):
     assert (spec.description, spec.reason) == ("your first name", "agents greet you by name")
     message, _, _ = load_error(tmp_path, HEAD + "  first_name: {action: keep, reason: ''}\n")
     assert "fields.first_name.reason" in message
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (HEAD + "reviewed: 2026-32-01\n", "a value cannot be read (month must be in 1..12)"),  # found by fuzzing
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    ],
+)
+def test_yaml_that_parses_but_cannot_be_built_is_a_config_error(text, says):
+    with pytest.raises(ConfigError) as info:
+        parse_policy(text, "p.yaml")
+    assert str(info.value) == f"policy p.yaml: {says}" or str(info.value).startswith(f"policy p.yaml: {says}")

@@ -356,7 +356,16 @@ def parse_token(text: Any) -> tuple[int, bytes]:
         raise IntegrityError("not a veil token")
     version, _, payload = text[1:].partition(".")
     try:
-        return int(version), base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        number = int(version)
+    except ValueError:
+        raise IntegrityError("not a veil token") from None
+    return number, decode_payload(payload)
+
+
+def decode_payload(text: str) -> bytes:
+    """The bytes of base64url `text` (padding optional); `IntegrityError` if it is not base64url."""
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, binascii.Error):
         raise IntegrityError("not a veil token") from None
 

@@ -1,6 +1,7 @@
 """encrypt: randomised AES-256-GCM, bound to purpose and field, carrying the key version (or subject key id)."""
 
 import base64
+import binascii
 from typing import Literal
 
 from veil.errors import ActionError, ConfigError, ErrorCode, IntegrityError, KeyShreddedError
@@ -9,6 +10,7 @@ from veil.transforms.actions.base import (
     Action,
     ActionParams,
     BindContext,
+    decode_payload,
     parse_token,
     require_text,
     string_type,
@@ -43,7 +45,11 @@ def associated_data(purpose: str, field: str) -> bytes:
 def _subject_aead(keyring, cell):
     """(key id, AEAD) of a subject key cell `<key id>:<wrapped, base64>`."""
     key_id, _, wrapped = cell.partition(":")
-    return key_id, keyring.subject_aead(key_id, base64.b64decode(wrapped))
+    try:
+        unwrapped = base64.b64decode(wrapped, validate=True)
+    except (ValueError, binascii.Error):
+        raise IntegrityError("the subject key cell is not base64") from None
+    return key_id, keyring.subject_aead(key_id, unwrapped)
 
 
 def _bind_per_subject(ctx: BindContext):
@@ -118,8 +124,7 @@ def _reverse(params: EncryptParams, ctx: BindContext):
             if cell_id != key_id:
                 raise IntegrityError("ciphertext names another key")
             _, _, payload = text[2:].partition(".")
-            sealed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-            return aead.decrypt(sealed, bound_to).decode("utf-8")
+            return aead.decrypt(decode_payload(payload), bound_to).decode("utf-8")
 
         return decrypt_per_subject
 
