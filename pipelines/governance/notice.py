@@ -154,8 +154,29 @@ def _dataset_rules(policy: Policy) -> str | None:
     return text
 
 
+_METRIC_WORDS = {"count": "counts", "sum": "totals", "mean": "averages", "variance": "spreads"}
+
+
+def _statistics_only(policy: Policy) -> str | None:
+    spec = policy.aggregates
+    if spec is None:
+        return None
+    tables = []
+    for table in spec.tables:
+        metrics = word_list(
+            [_METRIC_WORDS[m] + (f" of {name_words(table.value)}" if m != "count" else "") for m in table.metrics]
+        )
+        tables.append(f"{metrics} by {word_list([name_words(name) for name in table.group_by])}")
+    return (
+        f"Only statistics leave this use, never a record about you: {'; '.join(tables)}. Each customer's part in "
+        "them is limited and random noise is added (differential privacy, "
+        f"epsilon {spec.epsilon:g}), so they read nearly the same whether or not you are in the data."
+    )
+
+
 def _used(policy: Policy) -> Part:
-    paragraphs = [text for text in (_consent_check(policy), _dataset_rules(policy)) if text]
+    parts = (_consent_check(policy), _dataset_rules(policy), _statistics_only(policy))
+    paragraphs = [text for text in parts if text]
     entries = tuple(_entry(policy, name) for name in policy.outputs.values())
     return Part("What we use and how it is protected", tuple(paragraphs), entries)
 

@@ -267,3 +267,13 @@ def test_the_readme_excerpt_is_what_explain_writes(explained):
     notice_lines = set(explained.texts["notice.md"].splitlines())
     lines = [line for line in excerpt.splitlines() if line]
     assert len(lines) > 10 and all(line in notice_lines for line in lines)
+
+
+def test_a_policy_with_aggregates_says_only_statistics_leave(explained):
+    section = _section(explained.texts["notice.md"], "statistics")
+    assert (
+        "Only statistics leave this use, never a record about you: counts, totals of income and averages of "
+        "income by country; counts by age band." in section
+    )
+    assert "differential privacy, epsilon 1)" in section
+    assert "Only statistics" not in _section(explained.texts["notice.md"], "analytics")
