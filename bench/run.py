@@ -565,6 +565,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--memory-rows", type=int, default=4_000_000)
     parser.add_argument("--profile", type=int, default=0, metavar="ROWS", help="then cProfile veil run on ROWS rows")
+    parser.add_argument(
+        "--generalize-search",
+        action="store_true",
+        help="also time on_violation: generalize against suppress over the same view (bench/generalize_search.py)",
+    )
     parser.add_argument("--data-dir", default=os.path.join(BENCH, ".data"), help="cache of inputs, keys and outputs")
     parser.add_argument("--results", default=os.path.join(BENCH, "results.json"))
     args = parser.parse_args(argv)
@@ -602,6 +607,14 @@ def main(argv: list[str] | None = None) -> int:
         print("micro-benchmarks ...", flush=True)
         micro_results = micro(data, args.micro_values, max(args.repeats, 3), args.data_dir)
     memory = memory_check(args, keyset, env, outcomes, logs) if args.memory_check else None
+    search = None
+    if args.generalize_search:
+        from generalize_search import measure_search, print_search
+
+        common = {"data": data, "keyset": keyset, "env": env, "logs": logs, "outputs": outputs}
+        search = measure_search(
+            **common, repeats=args.repeats, veil_command=_veil_command(), contender=Contender, run_once=run_once
+        )
 
     doc = {
         "machine": started,
@@ -645,10 +658,15 @@ def main(argv: list[str] | None = None) -> int:
         },
         "micro": micro_results,
         "memory_check": memory,
+        "generalize_search": search,
     }
     doc["machine"]["load_average_at_end"] = os.getloadavg()
     doc["targets"] = ratios_and_targets(outcomes, micro_results, memory, args.rows)
+    if search:
+        doc["targets"]["generalize / suppress (time)"] = search["target"]
     print_report(doc, outcomes)
+    if search:
+        print_search(search)
     os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.results)), delete=False) as out:
         json.dump(doc, out, indent=2)

@@ -39,3 +39,24 @@ def test_harness_runs_every_contender_on_1000_rows(tmp_path):
     assert doc["micro"]["ff1"]["us_per_value"]["encrypt_many (batched)"]["median"] > 0
     assert all(row["us_per_value"] > 0 and row["column_us"] > 0 for row in doc["micro"]["actions"]["actions"].values())
     assert doc["memory_check"] is None
+
+
+def test_the_generalize_search_option_writes_two_valid_policies_over_one_lattice(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from generalize_search import LEVELS, write_policies
+    finally:
+        sys.path.remove(str(BENCH))
+    from veil.pipelines.synthetic import CUSTOMER_SCHEMA
+    from veil.transforms.plan import compile_plan
+    from veil.transforms.policy import load_policy
+
+    paths = write_policies(str(tmp_path))
+    suppress, generalize = (load_policy(paths[mode]) for mode in ("suppress", "generalize"))
+    assert suppress.fields == generalize.fields == load_policy(BENCH / "policy.yaml").fields  # the same view
+    assert suppress.k_anonymity.on_violation == "suppress" and generalize.k_anonymity.on_violation == "generalize"
+    assert suppress.k_anonymity.quasi_identifiers == generalize.k_anonymity.quasi_identifiers == tuple(LEVELS)
+    counts = [generalize.k_anonymity.level_count(name) for name in LEVELS]
+    assert counts == [5, 4, 5, 4]  # 3-4 quasi-identifiers of 4-5 levels each (issue 14): 400 nodes
+    for policy in (suppress, generalize):
+        compile_plan(policy, CUSTOMER_SCHEMA)

@@ -177,3 +177,16 @@ def test_a_missing_dp_extra_is_one_line_naming_it(tmp_path, monkeypatch, keyset)
         "(pipeline-dp, published for Linux x86_64 with Python 3.11-3.13)"
     ]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@needs_dp
+def test_the_terminal_summary_shows_the_tables_and_no_count(released):
+    from rich.console import Console
+
+    from veil.pipelines.console import summary_table
+
+    _, out, manifest, _ = released
+    console = Console(width=200, record=True)
+    console.print(summary_table([manifest]))
+    text = console.export_text()
+    assert "withheld" in text and "tables: by_country, countries" in text and str(out) in text
