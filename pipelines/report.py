@@ -78,6 +78,11 @@ def report_scope(
     Raises:
         ConfigError: no quasi-identifiers or no k are known.
     """
+    if (manifest or {}).get("aggregates"):
+        raise ConfigError(
+            f"{folder} holds differentially private aggregates, not rows: there is no re-identification risk "
+            "report for them (their manifest's aggregates entry records the guarantee)"
+        )
     run = (manifest or {}).get("k_anonymity")
     qis = list(quasi_identifiers or (run or {}).get("quasi_identifiers") or [])
     k = k or (run or {}).get("k")

@@ -190,3 +190,14 @@ def test_the_terminal_summary_shows_the_tables_and_no_count(released):
     console.print(summary_table([manifest]))
     text = console.export_text()
     assert "withheld" in text and "tables: by_country, countries" in text and str(out) in text
+
+
+@needs_dp
+def test_veil_report_refuses_an_aggregates_output(released):
+    _, out, _, _ = released
+    result = cli("report", out, "--quasi-identifiers", "country", "--k", "2")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        f"error: {out} holds differentially private aggregates, not rows: there is no re-identification risk "
+        "report for them (their manifest's aggregates entry records the guarantee)"
+    ]

@@ -55,10 +55,10 @@ ACCURATE = (
     + """
 aggregates:
   privacy_unit: customer_id
-  epsilon: 100000.0
+  epsilon: 10000000.0  # so large that the variance of 9 records is within 0.5
   delta: 1.0e-6
   tables:
-    - {name: by_country, group_by: [country], metrics: [count, sum, mean], value: income, min: 0, max: 1000}
+    - {name: by_country, group_by: [country], metrics: [count, sum, mean, variance], value: income, min: 0, max: 1000}
     - {name: bounded, group_by: [country], metrics: [count, sum], value: income, min: 0, max: 1000,
        max_groups_per_unit: 1, max_rows_per_group: 2, public_groups: [A, B, C]}
 """
@@ -120,6 +120,8 @@ def test_with_a_large_epsilon_counts_sums_and_means_are_close_to_the_truth(accur
         assert abs(row["count"] - units) < 0.5, country
         assert abs(row["sum"] - true_sum) < 0.01 * true_sum, country
         assert abs(row["mean"] - true_sum / units) < 1, country
+        true_variance = statistics.pvariance([100 + i % 7 for i in range(units)])  # 4 for a full cycle of 7
+        assert abs(row["variance"] - true_variance) < 0.5, country
 
 
 def test_a_subject_with_many_records_is_bounded(accurate):
@@ -140,7 +142,7 @@ def test_without_public_groups_a_group_below_the_selection_threshold_is_absent(n
     tables, _ = noisy
     groups = [row["country"] for row in tables["selected"]["rows"]]
     assert "big" in groups
-    assert "tiny" not in groups  # 3 units: far below the threshold at epsilon 1/6, delta 1e-6/3
+    assert "tiny" not in groups  # 3 units: far below the threshold at epsilon 1/6, delta 1e-6 (all of it)
     assert set(groups) <= {"big"} | {f"g{i}" for i in range(GROUPS)}
 
 
@@ -184,7 +186,7 @@ def test_only_groups_and_metrics_come_out(noisy, accurate):
         "first": ["country", "count", "count_noise_stddev"],
         "second": ["country", "count", "count_noise_stddev"],
         "selected": ["country", "count", "count_noise_stddev"],
-        "by_country": ["country", "count", "sum", "mean"],  # the mean's count and sum share its noise
+        "by_country": ["country", "count", "sum", "mean", "variance"],  # they share one mechanism's noise
         "bounded": ["country", "count", "sum", "count_noise_stddev", "sum_noise_stddev"],
     }
     units = {"whale"} | {f"u{g}-{u}" for g in range(3) for u in range(UNITS_PER_GROUP)}
