@@ -61,6 +61,7 @@ aggregates:
     - {name: by_country, group_by: [country], metrics: [count, sum, mean, variance], value: income, min: 0, max: 1000}
     - {name: bounded, group_by: [country], metrics: [count, sum], value: income, min: 0, max: 1000,
        max_groups_per_unit: 1, max_rows_per_group: 2, public_groups: [A, B, C]}
+    - {name: pairs, group_by: [country, income], metrics: [count], public_groups: [[A, 100], [B, 100], [Z, 1]]}
 """
 )
 TRUE_COUNTS = {"US": 250, "CA": 60, "GB": 9}  # privacy units, one record each, income 100 + i % 7
@@ -138,6 +139,15 @@ def test_a_subject_with_many_records_is_bounded(accurate):
     assert sum(1 for extra in extra_counts if extra > 0.5) == 1
 
 
+def test_groups_of_several_fields_are_one_column_each(accurate):
+    tables, _ = accurate
+    assert tables["pairs"]["columns"] == ["country", "income", "count", "count_noise_stddev"]
+    released = {(row["country"], row["income"]): row["count"] for row in tables["pairs"]["rows"]}
+    assert set(released) == {("A", 100), ("B", 100), ("Z", 1)}  # the whale's (A, 5000) is not public: left out
+    assert released[("A", 100)] == pytest.approx(10, abs=0.5) and released[("B", 100)] == pytest.approx(10, abs=0.5)
+    assert released[("Z", 1)] == pytest.approx(0, abs=0.5)  # public and empty: released, noise only
+
+
 def test_without_public_groups_a_group_below_the_selection_threshold_is_absent(noisy):
     tables, _ = noisy
     groups = [row["country"] for row in tables["selected"]["rows"]]
@@ -188,6 +198,7 @@ def test_only_groups_and_metrics_come_out(noisy, accurate):
         "selected": ["country", "count", "count_noise_stddev"],
         "by_country": ["country", "count", "sum", "mean", "variance"],  # they share one mechanism's noise
         "bounded": ["country", "count", "sum", "count_noise_stddev", "sum_noise_stddev"],
+        "pairs": ["country", "income", "count", "count_noise_stddev"],
     }
     units = {"whale"} | {f"u{g}-{u}" for g in range(3) for u in range(UNITS_PER_GROUP)}
     text = json.dumps([result[0] for result in (noisy, accurate)])
