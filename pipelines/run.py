@@ -158,6 +158,7 @@ def run_job(
                 counts = job.counts(policy.purpose)
                 files = manifest["output"]["files"]
                 manifest["output"]["schema"] = []  # no rows: each table's schema is in its entry
+                manifest["output"]["format"] = "parquet"  # tables are Parquet whatever --format says
                 manifest["aggregates"] = aggregates.manifest_entry(view.plan, released[policy.purpose], files, counts)
                 manifest["counts"] = {"records": aggregates.WITHHELD}
             job.commit(view.folder, manifest)

@@ -86,6 +86,8 @@ def check_tables(spec: AggregatesSpec, view: pa.Schema, purpose: str) -> None:
                 )
         for position, name in enumerate(table.group_by):
             kind = view.field(name).type
+            if pa.types.is_nested(kind):
+                raise ConfigError(f"{where}: group_by field '{name}' is {kind}; a group is made of plain values")
             values = [key[position] if len(table.group_by) > 1 else key for key in table.group_keys()]
             try:
                 pa.array(values, type=kind)
@@ -132,17 +134,16 @@ def _recording_accountant(pipeline_dp: Any, spec: AggregatesSpec) -> Any:
         """Records (table, MechanismSpec) for every budget requested; the specs get their epsilon
         and delta in `compute_budgets`."""
 
-        table = ""
-        requested: list = []
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.table, self.requested = "", []
 
         def request_budget(self, *args: Any, **kwargs: Any) -> Any:
             mechanism = super().request_budget(*args, **kwargs)
             self.requested.append((self.table, mechanism))
             return mechanism
 
-    accountant = RecordingAccountant(spec.epsilon, spec.delta, num_aggregations=len(spec.tables))
-    accountant.requested = []
-    return accountant
+    return RecordingAccountant(spec.epsilon, spec.delta, num_aggregations=len(spec.tables))
 
 
 class DPAggregates(beam.PTransform):

@@ -54,7 +54,8 @@ def released(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VEIL_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
         init_keyset(keyset)
-        result = cli("run", base / "policy.yaml", "--input", source, "--output", out, "--keyset", keyset)
+        run = ["run", base / "policy.yaml", "--input", source, "--output", out, "--keyset", keyset, "--format", "csv"]
+        result = cli(*run)  # --format is for row views: the tables are Parquet
     manifest = json.loads((out / "_manifest.json").read_text()) if result.code == 0 else None
     return pq.read_table(source).to_pylist(), out, manifest, result
 
@@ -71,6 +72,7 @@ def test_the_run_publishes_one_file_per_table_and_the_manifest(released):
         t["file"] in manifest["output"]["files"] and t["file"].endswith(f"-{n}.parquet") for n, t in tables.items()
     )
     assert len(manifest["output"]["files"]) == 2
+    assert manifest["output"]["format"] == "parquet"  # although the run said --format csv
 
 
 @needs_dp

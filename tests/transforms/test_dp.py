@@ -224,3 +224,10 @@ def test_public_groups_of_the_wrong_type_are_refused():
     schema = pa.schema([("customer_id", pa.string()), ("country", pa.string()), ("income", pa.int64())])
     with pytest.raises(ConfigError, match="public_groups do not fit group_by field 'country' \\(string\\)"):
         DPAggregates(compile_plan(policy, schema))
+
+
+def test_a_group_of_lists_is_refused():
+    policy = parse_policy(ACCURATE)
+    schema = pa.schema([("customer_id", pa.string()), ("country", pa.list_(pa.string())), ("income", pa.int64())])
+    with pytest.raises(ConfigError, match="group_by field 'country' is list<item: string>; a group is made of plain"):
+        DPAggregates(compile_plan(policy, schema))
