@@ -47,6 +47,8 @@ def test_email_normalized_lower():
         ("order #4111111111111111", []),
         ("invoice no. 4111111111111111", []),
         ("ts 20240115103000 amount 1,234,567.00", []),
+        ("call +4915123459005", []),  # a phone number, Luhn-valid by chance
+        ("IBAN IT91 E034 4601 0175 7008 0712 601 rejected", []),  # inside an IBAN with a bad check
     ],
 )
 def test_card(text, expected):
@@ -124,6 +126,10 @@ def test_url(text, expected):
         ("order #2125551234, invoice no. 212-555-1234", []),
         ("at 2024-01-15 10:30:00 paid $1,234.56 or 1.234.567,00 EUR", []),
         ("ts 20240115103000; code 123456; 12:30:45 1234567", []),
+        # inside account and card numbers that fail their checks: never read as a phone
+        ("IBAN GB61 QNNG 4721 5698 5052 94 rejected", []),
+        ("IBAN FR84 2229 1957 6542 5944 9800 084 rejected", []),
+        ("card 3777 3811 9607 308 was declined", []),
     ],
 )
 def test_phone(text, expected):

@@ -5,9 +5,10 @@ import re
 from stdnum import luhn
 
 from veil.transforms.detect.context import refused_by_context
+from veil.transforms.detect.iban import iban_shaped
 from veil.transforms.detect.spans import Span
 
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?!\d|[ -]\d)")
+_CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){12,18}(?!\d|[ -]\d)")  # after `+`: a phone number
 PREFILTER = r"\d{4}"
 
 # (lowest prefix, highest prefix, lengths): Visa, Mastercard, Amex, Discover, JCB, Diners,
@@ -47,8 +48,9 @@ def known_iin(digits: str) -> bool:
 
 
 def find_cards(text: str) -> list[Span]:
-    """Card numbers in `text`: one separator kind at most, Luhn-valid, known IIN; not after `order #` and the like."""
-    spans = []
+    """Card numbers in `text`: one separator kind at most, Luhn-valid, known IIN; not after `order #` and
+    the like, nor right after `+` (a phone number) or inside anything written like an IBAN."""
+    spans, accounts = [], iban_shaped(text)
     for match in _CARD.finditer(text):
         candidate = match.group()
         separators = {ch for ch in candidate if not ch.isdigit()}
@@ -57,7 +59,8 @@ def find_cards(text: str) -> list[Span]:
         digits = candidate.replace(" ", "").replace("-", "")
         if not (13 <= len(digits) <= 19 and known_iin(digits) and luhn.is_valid(digits)):
             continue
-        if refused_by_context(text, match.start()):
+        inside_account = any(a.start < match.end() and match.start() < a.end for a in accounts)
+        if inside_account or refused_by_context(text, match.start()):
             continue
         spans.append(Span(match.start(), match.end(), "card", digits))
     return spans

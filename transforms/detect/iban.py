@@ -11,6 +11,12 @@ _GROUP_END = re.compile(r" ?[A-Z0-9]{1,4}$")
 PREFILTER = r"[A-Z]{2}\d{2}"
 
 
+def iban_shaped(text: str) -> list[Span]:
+    """Spans written like an IBAN (country letters, two digits, groups), whatever their check digits:
+    a phone number is never read inside one."""
+    return [Span(m.start(), m.end(), "iban", m.group()) for m in _IBAN.finditer(text)]
+
+
 def find_ibans(text: str) -> list[Span]:
     """IBANs in `text`: country length, format and mod-97 check by `stdnum.iban`; a trailing group is
     dropped while the candidate fails (`DE89 ... 00 1234`)."""

@@ -6,14 +6,16 @@ import phonenumbers
 
 from veil.transforms.detect.context import refused_by_context
 from veil.transforms.detect.date import find_dates
+from veil.transforms.detect.iban import iban_shaped
 from veil.transforms.detect.ip import find_ips
 from veil.transforms.detect.spans import Span
 
 DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "CA")
-_CANDIDATE = re.compile(
-    r"(?<![\w+@/:.,-])(?:\+ ?|00)?(?:\(\d{1,5}\) ?)?\d(?:[ .\-/]?\(?\d\)?){5,16}(?![\w@]|[.:/,-]\d)"
+_CANDIDATE = re.compile(  # not right after a digit group and a space: the tail of a longer number
+    r"(?<![\w+@/:.,-])(?<!\d )(?:\+ ?|00)?(?:\(\d{1,5}\) ?)?\d(?:[ .\-/]?\(?\d\)?){5,16}(?![\w@]|[.:/,-]\d)"
 )
 _TIME = re.compile(r"\d:\d\d")
+_NATIONAL_MAX_DIGITS = 13  # written without a country code, a longer number is a card or account, not a phone
 PREFILTER = r"\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d"
 
 
@@ -39,10 +41,12 @@ def find_phones(text: str, regions: tuple[str, ...] = DEFAULT_REGIONS, exclude: 
     A candidate is 7-15 digits with spaces, dots, dashes or brackets. It counts when
     `phonenumbers` finds it valid for one of `regions`, or, written internationally (`+`/`00`) with
     separators, possible (fictional `+1-555-...` numbers are scrubbed too). Refused: candidates
-    overlapping a date, an IP or an `exclude` span (cards, SSNs, IBANs found first), after `order #`, `invoice` and
-    similar words, and digit runs without a separator unless 10 or 11 digits long.
+    overlapping a date, an IP, anything written like an IBAN (valid or not) or an `exclude` span
+    (cards, SSNs, IBANs found first), the tail of a longer digit chain (`... 5944 9800 084`), after
+    `order #`, `invoice` and similar words, national numbers of more than 13 digits, and digit runs
+    without a separator unless 10 or 11 digits long.
     """
-    exclude = [*exclude, *find_dates(text), *find_ips(text)]
+    exclude = [*exclude, *find_dates(text), *find_ips(text), *iban_shaped(text)]
     spans = []
     for match in _CANDIDATE.finditer(text):
         candidate, start, end = match.group(), match.start(), match.end()
@@ -54,6 +58,8 @@ def find_phones(text: str, regions: tuple[str, ...] = DEFAULT_REGIONS, exclude: 
         if any(start < span.end and span.start < end for span in exclude):
             continue
         if candidate.isdigit() and not 10 <= len(candidate) <= 11:  # a bare digit run: an amount, a code, a timestamp
+            continue
+        if digits > _NATIONAL_MAX_DIGITS and not candidate.startswith(("+", "00")):  # a card or account number
             continue
         if refused_by_context(text, start):
             continue
