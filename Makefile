@@ -28,7 +28,7 @@ lint: $(VENV)
 
 # `make bench BENCH_ARGS="--rows 100000"` passes options to bench/run.py (see its --help).
 bench: $(VENV)
-	$(BIN)/python -c "import presidio_anonymizer" 2>/dev/null || $(BIN)/pip install --quiet -c constraints.txt -e ".[bench]"
+	$(BIN)/python -c "import presidio_anonymizer, presidio_analyzer" 2>/dev/null || $(BIN)/pip install --quiet -c constraints.txt -e ".[bench]"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:

@@ -17,7 +17,8 @@ never less than the kernel's high-water mark, VmHWM, of the largest single proce
 contender once, then again) and the median of `--repeats` rounds is reported. After its first
 run, each contender's output is checked against veil's: same rows, byte-equal deterministic
 columns (Presidio: those it computes the same way). Then the per-action and FF1
-micro-benchmarks run, and with `--memory-check` veil's peak RSS at 1M and 4M rows.
+micro-benchmarks and the detection bench (bench/detection.py, `--detection-notes`) run, and
+with `--memory-check` veil's peak RSS at 1M and 4M rows.
 
 Writes bench/results.json (or `--results`). Benchmarks are not tests: nothing here fails on a
 missed target; targets are printed as met or not met.
@@ -570,6 +571,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time on_violation: generalize against suppress over the same view (bench/generalize_search.py)",
     )
+    parser.add_argument(
+        "--detection-notes",
+        type=int,
+        default=500,
+        help="notes in the detection bench's corpus (bench/detection.py: recall, precision, scrub/Presidio); 0 skips",
+    )
     parser.add_argument("--data-dir", default=os.path.join(BENCH, ".data"), help="cache of inputs, keys and outputs")
     parser.add_argument("--results", default=os.path.join(BENCH, "results.json"))
     args = parser.parse_args(argv)
@@ -615,6 +622,12 @@ def main(argv: list[str] | None = None) -> int:
         search = measure_search(
             **common, repeats=args.repeats, veil_command=_veil_command(), contender=Contender, run_once=run_once
         )
+    detection = None
+    if args.detection_notes:
+        from detection import run as run_detection
+
+        print("detection ...", flush=True)
+        detection = run_detection(args.detection_notes, seed=11, repeats=max(args.repeats, 3))
 
     doc = {
         "machine": started,
@@ -659,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         "micro": micro_results,
         "memory_check": memory,
         "generalize_search": search,
+        "detection": detection,
     }
     doc["machine"]["load_average_at_end"] = os.getloadavg()
     doc["targets"] = ratios_and_targets(outcomes, micro_results, memory, args.rows)
@@ -667,6 +681,10 @@ def main(argv: list[str] | None = None) -> int:
     print_report(doc, outcomes)
     if search:
         print_search(search)
+    if detection:
+        from detection import print_report as print_detection
+
+        print_detection(detection)
     os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.results)), delete=False) as out:
         json.dump(doc, out, indent=2)

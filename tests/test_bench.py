@@ -16,7 +16,7 @@ CONTENDERS = ("veil", "veil_2w", "limit", "engine", "naive", "presidio")
 def test_harness_runs_every_contender_on_1000_rows(tmp_path):
     results = tmp_path / "results.json"
     command = [sys.executable, str(BENCH / "run.py"), "--rows", "1000", "--repeats", "1", "--micro-values", "300"]
-    command += ["--data-dir", str(tmp_path / "data"), "--results", str(results)]
+    command += ["--data-dir", str(tmp_path / "data"), "--results", str(results), "--detection-notes", "40"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -39,6 +39,8 @@ def test_harness_runs_every_contender_on_1000_rows(tmp_path):
     assert doc["micro"]["ff1"]["us_per_value"]["encrypt_many (batched)"]["median"] > 0
     assert all(row["us_per_value"] > 0 and row["column_us"] > 0 for row in doc["micro"]["actions"]["actions"].values())
     assert doc["memory_check"] is None
+    assert doc["detection"]["notes"] == 40 and doc["detection"]["veil"]["email"]["planted"] > 0
+    assert re.search(r"^detection: 40 notes", done.stdout, re.M)
 
 
 def test_the_generalize_search_option_writes_two_valid_policies_over_one_lattice(tmp_path):
