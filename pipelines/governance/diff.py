@@ -96,7 +96,8 @@ def settings(spec: ActionParams | None) -> dict[str, Any] | None:
 def _title(spec: ActionParams | None) -> str:
     if spec is None:
         return "not named"
-    return f"tokenize {spec.method}" if spec.action == "tokenize" else spec.title
+    method = getattr(spec, "method", None)  # tokenize's siv or ff1
+    return f"{spec.title} {method}" if method else spec.title
 
 
 def _finer(what: str, old: Any, new: Any, finer: bool) -> Change:
@@ -257,7 +258,7 @@ def _actions(old: ActionParams | None, new: ActionParams | None) -> list[Change]
 def _partners(policy: Policy, name: str) -> set[str]:
     """Other fields whose keyed outputs equal this field's for equal values (same action, method, domain)."""
     spec = policy.fields.get(name)
-    if spec is None or spec.action not in ("pseudonymize", "tokenize"):
+    if spec is None or "domain" not in type(spec).model_fields:  # pseudonymize, tokenize: keyed by domain
         return set()
 
     def key(field: str, params: ActionParams) -> tuple:

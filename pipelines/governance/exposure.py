@@ -50,6 +50,7 @@ _RANKS = {
     "keep": 7,
 }
 REVERSIBLE_RANKS = frozenset({4, 5, 6})
+PARTIAL, RAW = 3, 7  # part of the value in clear; the value itself
 
 
 def tier_of(spec: ActionParams | None) -> Tier:
@@ -59,3 +60,13 @@ def tier_of(spec: ActionParams | None) -> Tier:
     if spec.action == "tokenize":
         return TIERS[6 if spec.method == "ff1" else 5]
     return TIERS[_RANKS[spec.action]]
+
+
+def kept_raw(spec: ActionParams) -> bool:
+    """Whether the action outputs the value itself."""
+    return tier_of(spec).rank == RAW
+
+
+def readable(spec: ActionParams) -> bool:
+    """Whether the output shows the value or part of it in clear (not a constant, surrogate or ciphertext)."""
+    return tier_of(spec).rank in (PARTIAL, RAW)

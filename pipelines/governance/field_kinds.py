@@ -8,6 +8,7 @@ A name is split into lower-case words at `_`, `-`, `.`, spaces and camelCase hum
 
 import re
 
+from veil.pipelines.governance.exposure import readable
 from veil.transforms.actions.base import ActionParams
 
 _HUMPS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
@@ -52,7 +53,6 @@ _LOCATION = frozenset(
     | {"province", "district", "country", "location", "lat", "latitude", "lon", "lng", "longitude", "geohash"}
 )
 _DATE = frozenset({"date", "dob", "birth", "birthday", "ts", "timestamp", "time", "datetime", "day"})
-_IN_CLEAR = frozenset({"keep", "generalize", "mask"})  # actions that leave part of the value readable
 
 
 def name_words(name: str) -> tuple[str, ...]:
@@ -80,15 +80,16 @@ def looks_like_free_text(name: str) -> bool:
 def quasi_identifier_kind(name: str, output: str, spec: ActionParams) -> str | None:
     """What kind of quasi-identifier an output looks like ("a location"), or None.
 
-    Looked at: a generalized date or age (by the action), and outputs left readable (keep,
-    generalize, mask) whose input or output name says gender, age, location or date.
+    Looked at: a generalized date or age (by the generalization), and outputs left readable (kept,
+    generalized, masked, shifted) whose input or output name says gender, age, location or date.
     Tokens, ciphertexts and pseudonyms are not quasi-identifiers: nothing of the value shows.
     """
-    if spec.action not in _IN_CLEAR:
+    if not readable(spec):
         return None
-    if spec.action == "generalize" and spec.variant == "age_bins":
+    variant = getattr(spec, "variant", None)  # a generalization's
+    if variant == "age_bins":
         return "an age"
-    if spec.action == "generalize" and spec.variant == "date":
+    if variant == "date":
         return "a generalized date"
     words = set(name_words(name)) | set(name_words(output))
     for kind, vocabulary in (("a gender", _GENDER), ("an age", _AGE), ("a location", _LOCATION), ("a date", _DATE)):

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time
 from typing import Literal
 
+from veil.pipelines.governance.exposure import kept_raw
 from veil.pipelines.governance.field_kinds import looks_like_free_text, personal_data_kind, quasi_identifier_kind
 from veil.pipelines.governance.times import add_months
 from veil.transforms.policy import Policy
@@ -46,17 +47,13 @@ class Finding:
         return asdict(self)
 
 
-def _kept_raw(policy: Policy) -> list[tuple[str, str]]:
-    """(input field, output name) of fields kept as they are and without a reason."""
-    return [
-        (name, policy.output_name(name))
-        for name, spec in policy.fields.items()
-        if spec.action == "keep" and spec.reason is None
-    ]
+def _kept_raw(policy: Policy) -> list[str]:
+    """Input fields output as they are, without a reason."""
+    return [name for name, spec in policy.fields.items() if kept_raw(spec) and spec.reason is None]
 
 
 def _personal_data_kept(policy: Policy) -> Iterable[tuple[str, str, str]]:
-    for name, _output in _kept_raw(policy):
+    for name in _kept_raw(policy):
         kind = personal_data_kind(name)
         if kind is not None:
             yield (
@@ -68,7 +65,7 @@ def _personal_data_kept(policy: Policy) -> Iterable[tuple[str, str, str]]:
 
 
 def _free_text_kept(policy: Policy) -> Iterable[tuple[str, str, str]]:
-    for name, _output in _kept_raw(policy):
+    for name in _kept_raw(policy):
         if looks_like_free_text(name) and personal_data_kind(name) is None:
             yield (
                 f"fields.{name}",

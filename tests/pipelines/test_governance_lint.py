@@ -19,6 +19,11 @@ KEY = {"action": "pseudonymize", "domain": "customer"}
 KEEP = {"action": "keep"}
 
 
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # table cells unwrapped
+
+
 def policy(fields, **settings):
     doc = {"version": 1, "purpose": "support", "subject": "customer_id", "keyset": "k.json", **GOVERNED}
     doc = {key: value for key, value in {**doc, **settings}.items() if value is not None}
