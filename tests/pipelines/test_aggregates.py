@@ -17,6 +17,7 @@ from veil.keys import init_keyset
 from veil.pipelines.synthetic import write_customers
 
 ROWS = 300
+ERASED = [f"C{n:07d}" for n in range(1, 40)]  # the first customers asked to be forgotten
 COUNTRIES = ["US", "CA", "GB", "DE", "FR", "MX", "AU", "NL", "ES", "IT", "JP", "BR", "IE", "NZ"]
 # purpose analytics: the synthetic consents name it, so the consent gate has records to keep out
 POLICY = f"""
@@ -24,6 +25,7 @@ version: 1
 purpose: analytics
 subject: customer_id
 consent: {{field: consents}}
+erasure: {{table: erasures}}
 fields:
   customer_id: {{action: pseudonymize, domain: customer, as: customer_key}}
   country: {{action: keep}}
@@ -54,6 +56,10 @@ def released(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VEIL_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
         init_keyset(keyset)
+        policy = base / "policy.yaml"
+        assert cli("erase", policy, "--init", "--keyset", keyset).code == 0
+        for subject in ERASED:
+            assert cli("erase", policy, "--subject", subject, "--keyset", keyset).code == 0
         run = ["run", base / "policy.yaml", "--input", source, "--output", out, "--keyset", keyset, "--format", "csv"]
         result = cli(*run)  # --format is for row views: the tables are Parquet
     manifest = json.loads((out / "_manifest.json").read_text()) if result.code == 0 else None
@@ -75,16 +81,23 @@ def test_the_run_publishes_one_file_per_table_and_the_manifest(released):
     assert manifest["output"]["format"] == "parquet"  # although the run said --format csv
 
 
+def _flows(row: dict) -> bool:
+    """What the gates let through: consent to analytics, and not erased."""
+    return bool(row["consents"]) and "analytics" in row["consents"] and row["customer_id"] not in ERASED
+
+
 @needs_dp
-def test_consent_applies_before_aggregating(released):
+def test_consent_and_erasure_apply_before_aggregating(released):
     rows, out, manifest, _ = released
-    consenting = Counter(r["country"] for r in rows if r["consents"] and "analytics" in r["consents"])
+    erased = [r for r in rows if r["customer_id"] in ERASED and r["consents"] and "analytics" in r["consents"]]
+    assert len(erased) > 5  # the erasure gate has records to keep out
+    consenting = Counter(r["country"] for r in rows if _flows(r))
     assert 0 < sum(consenting.values()) < len(rows)
     by_country = {t["name"]: t for t in manifest["aggregates"]["tables"]}["by_country"]
     table = pq.read_table(out / by_country["file"]).to_pylist()
     assert [row["country"] for row in table] == sorted(COUNTRIES)  # every public group, sorted
     # a table with a value reads the records that have one (a null income is left out, count included)
-    valued = [r for r in rows if r["consents"] and "analytics" in r["consents"] and r["income"] is not None]
+    valued = [r for r in rows if _flows(r) and r["income"] is not None]
     counts, sums = Counter(r["country"] for r in valued), Counter()
     for r in valued:
         sums[r["country"]] += r["income"]
@@ -96,7 +109,9 @@ def test_consent_applies_before_aggregating(released):
         assert row["sum_noise_stddev"] < 0.001 * max(sums.values())  # so the sums are close to the truth
     countries = {t["name"]: t for t in manifest["aggregates"]["tables"]}["countries"]
     selected = {row["country"]: row["count"] for row in pq.read_table(out / countries["file"]).to_pylist()}
-    assert set(selected) == set(consenting)  # a huge epsilon selects every group that has a unit
+    # a huge epsilon selects every group of two units or more; a group of one is kept with
+    # probability at most delta, whatever epsilon
+    assert set(selected) == {c for c, n in consenting.items() if n >= 2}
     assert all(abs(selected[c] - consenting[c]) < 0.5 for c in selected)
 
 
@@ -148,11 +163,11 @@ def _policy(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("epsilon: 100000.0", "epsilon: 0"), "aggregates.epsilon (line 12): Input should be greater than 0"),
+        (("epsilon: 100000.0", "epsilon: 0"), "aggregates.epsilon (line 13): Input should be greater than 0"),
         (("delta: 1.0e-6", "delta: 0"), "table countries selects its groups privately, which needs delta > 0"),
-        (("min: 0, max: 1000000", "min: 10, max: 1"), "aggregates.tables.0 (line 15): min must be smaller than max"),
+        (("min: 0, max: 1000000", "min: 10, max: 1"), "aggregates.tables.0 (line 16): min must be smaller than max"),
         (("value: income, ", ""), "sum, mean and variance need value (the field and its bounds)"),
-        (("metrics: [count]}", "metrics: [median]}"), "aggregates.tables.1.metrics.0 (line 17): Input should be"),
+        (("metrics: [count]}", "metrics: [median]}"), "aggregates.tables.1.metrics.0 (line 18): Input should be"),
         (("group_by: [country], metrics: [count]}", "group_by: [zip], metrics: [count]}"), "'zip' is not an output"),
         (("  income: {action: keep}\n", "  income: {action: keep}\n  zip: {action: keep}\n"), "drop field 'zip'"),
         (
@@ -172,7 +187,9 @@ def test_a_missing_dp_extra_is_one_line_naming_it(tmp_path, monkeypatch, keyset)
     monkeypatch.setitem(sys.modules, "pipeline_dp", None)  # what an install without the extra sees
     source = str(tmp_path / "customers.parquet")
     write_customers(source, 20)
-    result = cli("run", _policy(tmp_path, POLICY), "--input", source, "--output", tmp_path / "out", "--keyset", keyset)
+    policy = _policy(tmp_path, POLICY)
+    assert cli("erase", policy, "--init", "--keyset", keyset).code == 0
+    result = cli("run", policy, "--input", source, "--output", tmp_path / "out", "--keyset", keyset)
     assert result.code == 2
     assert result.err.strip().splitlines() == [
         "error: differentially private aggregates need the dp extra: pip install 'veil[dp]' "
