@@ -48,6 +48,7 @@ def test_email_normalized_lower():
         ("invoice no. 4111111111111111", []),
         ("ts 20240115103000 amount 1,234,567.00", []),
         ("call +4915123459005", []),  # a phone number, Luhn-valid by chance
+        ("digest 9f4111111111111111ab0c", []),  # a digit run inside a hex pseudonym
         ("IBAN IT91 E034 4601 0175 7008 0712 601 rejected", []),  # inside an IBAN with a bad check
     ],
 )

@@ -8,7 +8,8 @@ from veil.transforms.detect.context import refused_by_context
 from veil.transforms.detect.iban import iban_shaped
 from veil.transforms.detect.spans import Span
 
-_CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){12,18}(?!\d|[ -]\d)")  # after `+`: a phone number
+# Not glued to letters (a hex digest holds digit runs) nor right after `+` (a phone number).
+_CARD = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w]|[ -]\d)")
 PREFILTER = r"\d{4}"
 
 # (lowest prefix, highest prefix, lengths): Visa, Mastercard, Amex, Discover, JCB, Diners,
@@ -49,7 +50,8 @@ def known_iin(digits: str) -> bool:
 
 def find_cards(text: str) -> list[Span]:
     """Card numbers in `text`: one separator kind at most, Luhn-valid, known IIN; not after `order #` and
-    the like, nor right after `+` (a phone number) or inside anything written like an IBAN."""
+    the like, nor glued to letters (`a4111...` in a hex digest), right after `+` (a phone number) or
+    inside anything written like an IBAN."""
     spans, accounts = [], iban_shaped(text)
     for match in _CARD.finditer(text):
         candidate = match.group()
