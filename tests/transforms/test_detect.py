@@ -149,6 +149,8 @@ def test_phone_regions_and_normalization():
         ("John Smith called; Mr Kowalski too.", ["John Smith", "Kowalski"]),
         ("Frau Müller und Jürgen Schmidt", ["Müller", "Jürgen Schmidt"]),
         ("May we ship in May? Will it arrive? Monday is fine.", []),
+        ("Donna reported a crash. April asked for a refund.", ["Donna", "April"]),  # common words, then a verb
+        ("Francisco again.", ["Francisco"]),  # a capitalised lorem word is a name, not a common word
         ("The Customer Service Team said Refund Approved.", []),
     ],
 )

@@ -1,9 +1,11 @@
 """person: names from Faker's name lists, with a context rule so common words are not flagged.
 
 A run of capitalised words is a person when it starts with a listed first name that is not
-also a common word (a lorem word of Faker's locales, a month, a day), or with a title (`Mr`,
-`Frau`, `Mme`, ...), or when a listed first name that is a common word (`Will`, `May`) stands
-after a cue (`with`, `for`, `Dear`, ...). Capitalised words after it that are listed names or
+also a common word (an English lorem word of Faker's, a word of another locale's lorem list
+that is not a first name of that locale, a month, a day), or with a title
+(`Mr`, `Frau`, `Mme`, ...), or when a listed first name that is a common word (`Donna`, `April`)
+stands after a cue (`with`, `for`, `Dear`, ...) or before a verb that needs a person (`asked`,
+`reported`, `wants`, `schrieb`, `demande`, ...). Capitalised words after it that are listed names or
 not common words belong to the span. A last name alone is not flagged.
 """
 
@@ -23,11 +25,21 @@ _CUES = frozenset(
     "with for to from named called customer client dear hi hello hey thanks thank met by "
     "mit für von kunde kundin avec pour client cliente con para per klant met voor".split()
 )
+# Verbs that, right after a listed first name that is also a common word, say it is a person
+# (`Donna reported ...`, `April asked ...`), never `May we` or `Will it`.
+_AFTER = frozenset(
+    "called asked requested reported wants wanted wrote said says phoned emailed mentioned confirmed complained "
+    "ordered paid replied visited explained agreed refused thanked needs needed rief fragte schrieb bittet "
+    "möchte demande veut pide llamó escribió quiere chiede vuole belde vraagt schreef wil".split()
+)
 _CALENDAR = frozenset(
     "january february march april may june july august september october november december monday tuesday "
     "wednesday thursday friday saturday sunday".split()
 )
 PREFILTER = r"[A-Z\p{Lu}]"
+# Faker's en_US lorem list is common English words (`summer`, `will` stay common words); the other
+# locales' lists are words of texts, names included (es_ES holds `francisco`, `antonio`).
+_CURATED_LOREM = frozenset({"en_US"})
 
 
 def _names(provider, attribute: str) -> set[str]:
@@ -41,14 +53,17 @@ def name_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     first, last, common = set(), set(), set(_CALENDAR)
     for locale in NAME_LOCALES:
         provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
-        for attribute in ("first_names", "first_names_female", "first_names_male"):
-            first |= _names(provider, attribute)
+        own = set().union(*(_names(provider, a) for a in ("first_names", "first_names_female", "first_names_male")))
+        first |= own
         last |= _names(provider, "last_names")
         try:
             lorem = importlib.import_module(f"faker.providers.lorem.{locale}").Provider
         except ModuleNotFoundError:
             continue
-        common |= {word.casefold() for word in lorem.word_list}
+        words = {word.casefold() for word in lorem.word_list}
+        if locale not in _CURATED_LOREM:  # drawn from texts: a first name of the locale there is that name
+            words -= {name.casefold() for name in own}
+        common |= words
     first = {name for name in first if len(name) > 1}
     return frozenset(first), frozenset(last), frozenset(common)
 
@@ -68,7 +83,9 @@ def find_persons(text: str) -> list[Span]:
         previous = tokens[i - 1].group().casefold().rstrip(".") if i else ""
         titled = previous in _TITLES and _capitalised(token)
         listed = token in first_names and _capitalised(token)
-        starts = titled or (listed and (token.casefold() not in common or previous in _CUES))
+        following = tokens[i + 1].group() if i + 1 < len(tokens) else ""
+        cued = previous in _CUES or following in _AFTER
+        starts = titled or (listed and (token.casefold() not in common or cued))
         if not starts:
             i += 1
             continue
