@@ -14,6 +14,7 @@ import textwrap
 from datetime import date
 from typing import Any
 
+from veil.errors import ConfigError
 from veil.pipelines.scan import InputScan
 from veil.transforms.columns import consent_mask
 from veil.transforms.plan import compile_plan
@@ -117,7 +118,16 @@ def policy_text(scan: InputScan, purpose: str, made: date | None = None) -> str:
 
 
 def checked_policy_text(scan: InputScan, purpose: str, made: date | None = None) -> str:
-    """`policy_text`, validated as a policy and compiled against the input's schema (a failure is a bug)."""
+    """`policy_text`, validated as a policy and compiled against the input's schema (a failure is a bug).
+
+    Raises:
+        ConfigError: every column would be dropped (a policy must let its purpose see a field).
+    """
+    if not any(REGISTRY[s.settings["action"]].writes_output for s in scan.suggestions.values()):
+        raise ConfigError(
+            f"input {scan.input}: every column is suggested as drop (nothing personal found, nothing to protect); "
+            "a policy lets its purpose see at least one field: write it with keep for the columns the purpose needs"
+        )
     text = policy_text(scan, purpose, made)
     compile_plan(parse_policy(text, "the suggested policy"), scan.schema)
     return text

@@ -149,3 +149,10 @@ def test_init_refuses_a_bad_purpose(customers, tmp_path):
         "init", "--from", customers / "customers.parquet", "--purpose", "Bad Name", "--output", tmp_path / "p.yaml"
     )
     assert done.code == 2 and done.err.startswith("error: purpose") and not (tmp_path / "p.yaml").exists()
+
+
+def test_init_refuses_an_input_with_nothing_to_protect(tmp_path):
+    source = tmp_path / "plain.csv"
+    source.write_text("country,income\nUS,52000\nDE,61000\n")
+    done = cli("init", "--from", source, "--purpose", "analytics", "--output", tmp_path / "p.yaml")
+    assert done.code == 2 and "every column is suggested as drop" in done.err and not (tmp_path / "p.yaml").exists()

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 
 from veil.transforms.detect.hints import column_hints
-from veil.transforms.detect.scan import ColumnScan, scan_column
-from veil.transforms.detect.suggest import choose_subject, suggest
+from veil.transforms.detect.scan import ColumnScan, scan_column, scan_table
+from veil.transforms.detect.suggest import choose_subject, suggest, suggest_all
 
 AT = date(2026, 1, 1)
 
@@ -49,6 +49,8 @@ AT = date(2026, 1, 1)
         ("consents", ("consent",)),
         ("customer_id", ("id",)),
         ("userId", ("id",)),
+        ("Kundennummer", ("id",)),
+        ("numero_client", ("id",)),
         # look-alikes: words inside other words, names of things rather than people
         ("zip_ok", ("zip",)),
         ("description", ()),
@@ -149,3 +151,31 @@ def test_the_subject_is_a_distinct_id_column():
     assert choose_subject([_column("customer_id", hints=("id",), distinct=0.3)]) is None
     chosen = suggest(columns[1], subject="customer_id", at=AT)
     assert chosen.role == "subject" and chosen.settings == {"action": "pseudonymize", "domain": "customer"}
+
+
+def test_a_german_table_by_its_column_names():
+    table = pa.table(
+        {
+            "Kundennummer": ["K-1", "K-2", "K-3"],
+            "Vorname": ["Jürgen", "Anna", "Lukas"],
+            "Nachname": ["Schmidt", "Weber", "Krause"],
+            "Geburtsdatum": ["1980-02-01", "1975-12-24", "2001-07-30"],
+            "PLZ": ["10115", "80331", "50667"],
+            "Telefon": ["030 12345678", "089 1234567", "0221 123456"],
+            "E-Mail": ["j.schmidt@example.de", "anna@example.de", "lk@example.de"],
+            "Land": ["DE", "DE", "AT"],
+        }
+    )
+    subject, suggestions = suggest_all(scan_table(table), AT)
+    actions = {name: s.settings["action"] for name, s in suggestions.items()}
+    assert actions == {
+        "Kundennummer": "pseudonymize",
+        "Vorname": "pseudonymize",
+        "Nachname": "pseudonymize",
+        "Geburtsdatum": "generalize",
+        "PLZ": "generalize",
+        "Telefon": "pseudonymize",
+        "E-Mail": "pseudonymize",
+        "Land": "drop",
+    }
+    assert suggestions["Telefon"].settings["domain"] == "phone" and subject == "Kundennummer"

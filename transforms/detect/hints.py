@@ -110,6 +110,8 @@ _SUBJECT_WORDS = frozenset(
     "customer user client member person patient subscriber account kunde kunden cliente klant utente "
     "abonne usuario gebruiker".split()
 )
+_ID_STEMS = ("kundennummer", "kundennr", "kundenid", "klantnummer", "klantnr", "numeroclient", "numerocliente",
+             "codicecliente", "customernumber", "clientnumber", "membernumber", "mitgliedsnummer")  # fmt: skip
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SPLIT = re.compile(r"[^a-z0-9]+")
 
@@ -130,6 +132,7 @@ def column_hints(column: str) -> tuple[str, ...]:
             found.append(hint)
     if "name" not in found and _NAME_WORDS & set(words) and set(words) - _NAME_WORDS <= _PERSON_WORDS:
         found.append("name")
-    if (_ID_WORDS & set(words) and _SUBJECT_WORDS & set(words)) or words in (["id"], ["uid"], ["uuid"]):
+    subject_id = _ID_WORDS & set(words) and _SUBJECT_WORDS & set(words)
+    if subject_id or words in (["id"], ["uid"], ["uuid"]) or any(stem in joined for stem in _ID_STEMS):
         found.insert(0, "id")
     return tuple(found)
