@@ -2,8 +2,8 @@
 
 Avro is what BigQuery exports and loads with its types intact (dates, timestamps, decimals),
 so veil reads `.avro` inputs and writes `--format avro` views. Records go through Beam's Avro
-IO (fastavro): `ReadAllFromAvro` splits large files across workers; rows are gathered into
-Arrow batches of `ROWS_PER_BATCH` for the engine, and written back with `WriteToAvro`.
+source (fastavro), byte ranges of every file spread across workers (`veil.transforms.file_ranges`);
+rows are gathered into Arrow batches of `ROWS_PER_BATCH` for the engine, and written back with `WriteToAvro`.
 
 Type mapping (every view field is written nullable, `["null", T]` with default null):
 
@@ -23,7 +23,7 @@ Type mapping (every view field is written nullable, `["null", T]` with default n
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 import apache_beam as beam
@@ -31,6 +31,7 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import InputError, OutputError
+from veil.transforms.file_ranges import ByteRange, ReadRanges, avro_source, read_range
 
 SUFFIX = ".avro"
 RECORD_NAME = "veil_view"
@@ -123,7 +124,9 @@ def read_schema(path: str) -> pa.Schema:
     try:
         with FileSystems.open(path, compression_type="uncompressed") as handle:
             writer_schema = fastavro.reader(handle).writer_schema
-    except (ValueError, OSError, EOFError, fastavro.read.SchemaResolutionError):
+    except MemoryError:
+        raise
+    except Exception:  # a damaged header fails in many ways (bad varint, bad JSON schema, EOF): the file's fault
         raise InputError(f"input {path} is not a readable Avro file (corrupt or truncated?)") from None
     return arrow_schema(writer_schema, path)
 
@@ -223,8 +226,8 @@ def _rows_to_batch(rows: list[dict], schema: pa.Schema) -> pa.RecordBatch:
 class ReadAvroBatches(beam.PTransform):
     """Avro files -> PCollection of RecordBatches with `schema` (the columns to read).
 
-    Files are split into byte ranges read in parallel (Beam's `ReadAllFromAvro`); records are
-    gathered into batches of `rows_per_batch`.
+    Files are split into byte ranges read in parallel (Beam's Avro source, as `ReadAllFromAvro`);
+    records are gathered into batches of `rows_per_batch`.
     """
 
     def __init__(self, files: list[str], schema: pa.Schema, rows_per_batch: int):
@@ -232,14 +235,22 @@ class ReadAvroBatches(beam.PTransform):
         self._files, self._schema, self._rows = files, schema, rows_per_batch
 
     def expand(self, pbegin):
-        schema = self._schema
-        return (
-            pbegin
-            | "Files" >> beam.Create(self._files)
-            | "ReadAvro" >> beam.io.ReadAllFromAvro(desired_bundle_size=READ_RANGE_BYTES)
-            | "Gather" >> beam.BatchElements(min_batch_size=self._rows, max_batch_size=self._rows)
-            | "ToBatches" >> beam.Map(_rows_to_batch, schema).with_output_types(pa.RecordBatch)
+        schema, rows = self._schema, self._rows
+        return pbegin | "ReadAvro" >> ReadRanges(
+            self._files, READ_RANGE_BYTES, lambda part: batches_of(part, schema, rows), pa.RecordBatch
         )
+
+
+def batches_of(byte_range: ByteRange, schema: pa.Schema, rows: int) -> Iterator[pa.RecordBatch]:
+    """The records of the Avro blocks starting in one byte range, in batches of `rows` with `schema`."""
+    gathered = []
+    for record in read_range(avro_source(byte_range[0]), byte_range):
+        gathered.append(record)
+        if len(gathered) == rows:
+            yield _rows_to_batch(gathered, schema)
+            gathered = []
+    if gathered:
+        yield _rows_to_batch(gathered, schema)
 
 
 def _records(batch: pa.RecordBatch) -> Iterable[dict]:

@@ -8,6 +8,7 @@ ways instead of being loaded into every worker as a side input. Records stay Arr
 """
 
 import base64
+import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -108,6 +109,16 @@ def _comparable(batch: pa.RecordBatch, at: str, granted: str) -> pa.RecordBatch:
     return batch
 
 
+_REF = re.compile(r"[0-9a-f]{64}")
+
+
+def _table_ref(ref: str, table: str) -> str:
+    """`ref` if it is a subject reference; a damaged one fails closed (it might be an erased subject's)."""
+    if not _REF.fullmatch(ref):
+        raise InputError(f"the {table} table holds an entry that is not a subject reference (damaged?): restore it")
+    return ref
+
+
 class _ErasedRefs(beam.DoFn):
     """Erasure table batches -> (partition, [ref])."""
 
@@ -118,7 +129,7 @@ class _ErasedRefs(beam.DoFn):
         by_part: dict[int, list] = {}
         for ref in batch.column("subject_ref").to_pylist():
             if ref:
-                by_part.setdefault(partition_of(ref, self._partitions), []).append(ref)
+                by_part.setdefault(partition_of(_table_ref(ref, "erasure"), self._partitions), []).append(ref)
         yield from by_part.items()
 
 
@@ -133,7 +144,8 @@ class _SubjectKeyRows(beam.DoFn):
         rows = zip(*(batch.column(n).to_pylist() for n in ("subject_ref", "key_id", "wrapped")))
         for ref, key_id, wrapped in rows:
             if ref and key_id and wrapped:
-                by_part.setdefault(partition_of(ref, self._partitions), []).append((ref, f"{key_id}:{wrapped}"))
+                part = partition_of(_table_ref(ref, "subject key"), self._partitions)
+                by_part.setdefault(part, []).append((ref, f"{key_id}:{wrapped}"))
         yield from by_part.items()
 
 

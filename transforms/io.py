@@ -9,7 +9,7 @@ import io
 import itertools
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 from veil.errors import InputError
 from veil.transforms import avro
 from veil.transforms.engine import BATCHES_PER_ROW_GROUP, ROWS_PER_BATCH
+from veil.transforms.file_ranges import ByteRange, ReadRanges, byte_ranges, parquet_source, read_range
 
 FORMATS = {
     ".parquet": "parquet",
@@ -71,7 +72,7 @@ def _parquet_schema(path: str) -> pa.Schema:
     try:
         with _open(path) as handle:
             return pq.read_schema(handle)
-    except (pa.ArrowException, OSError):
+    except (pa.ArrowException, OSError, UnicodeDecodeError):  # a damaged footer, names that are not UTF-8
         raise InputError(f"input {path} is not a readable Parquet file (corrupt or truncated?)") from None
 
 
@@ -80,6 +81,8 @@ def _sample_csv(path: str) -> pa.Schema:
     try:
         with _open(path) as handle:
             names = pa_csv.open_csv(handle).schema.names
+    except UnicodeDecodeError:
+        raise InputError(f"input {path}: its header is not UTF-8 text") from None
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"input {path} is not readable CSV ({type(exc).__name__})") from None
     return pa.schema([(name, pa.string()) for name in names])
@@ -113,14 +116,21 @@ def _sample_jsonl(path: str) -> pa.Schema:
             f"input {path}{_type_change(lines)} changes type from the lines above (a number, then text, say); "
             "declare its type in the policy's input_types"
         ) from None
-    return pa.schema([(f.name, _text_as_text(f.type)) for f in inferred])
+    try:
+        return pa.schema([(f.name, _text_as_text(f.type)) for f in inferred])
+    except UnicodeDecodeError:
+        raise InputError(f"input {path}: a field name is not UTF-8 text") from None
 
 
 def _type_change(lines: list[bytes]) -> str:
     """` line N: field 'x'` where a field of JSON Lines (each line one object) first changes JSON type."""
     kinds: dict[str, type] = {}
     for number, line in enumerate(lines, start=1):
-        for name, value in (json.loads(line) if line.strip() else {}).items():
+        try:
+            record = json.loads(line) if line.strip() else {}
+        except ValueError:  # not JSON at all: the bad line check names those
+            continue
+        for name, value in record.items():
             if value is None:
                 continue
             kind = float if isinstance(value, int) and not isinstance(value, bool) else type(value)
@@ -149,10 +159,15 @@ def read_schema(files: list[str], fmt: str, types: Mapping[str, pa.DataType] | N
 
 
 def _conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema, where: str) -> Iterable[pa.RecordBatch]:
+    """`table` as batches of `schema`, each checked whole (damaged data or text that is not UTF-8 is refused)."""
     try:
         table = table.cast(schema) if not table.schema.equals(schema) else table
     except (pa.ArrowException, ValueError):
         raise InputError(f"input {where}: columns do not match the input schema") from None
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid:
+        raise InputError(f"input {where} holds damaged data (text that is not UTF-8?): the file is corrupt") from None
     if isinstance(table, pa.RecordBatch):
         yield table
         return
@@ -286,6 +301,31 @@ def _project(schema: pa.Schema, columns: list[str]) -> pa.Schema:
     return pa.schema([schema.field(name) for name in columns])
 
 
+def _parquet_range(byte_range: ByteRange, schema: pa.Schema) -> Iterable[pa.RecordBatch]:
+    """The batches of the row groups starting in one byte range of a Parquet file, with `schema`."""
+    path = byte_range[0]
+    for table in read_range(parquet_source(path, schema.names), byte_range):
+        yield from _conform(table, schema, path)
+
+
+def read_file(path: str, fmt: str, schema: pa.Schema, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Every batch of one input file as `ReadBatches` reads it (`schema` from `read_schema`), on this process.
+
+    Raises:
+        InputError: the file is damaged, or does not fit `schema`; never showing its content.
+    """
+    columns = schema.names if columns is None else [name for name in schema.names if name in columns]
+    if fmt in ("csv", "jsonl"):
+        yield from _read_text_file(path, fmt, schema, columns)
+        return
+    (whole,) = byte_ranges([path], 1 << 62)
+    projected = _project(schema, columns)
+    if fmt == "parquet":
+        yield from _parquet_range(whole, projected)
+    else:
+        yield from avro.batches_of(whole, projected, ROWS_PER_BATCH)
+
+
 class ReadBatches(beam.PTransform):
     """Files of one format -> PCollection of RecordBatches with `schema` (or its `columns` only).
 
@@ -307,16 +347,10 @@ class ReadBatches(beam.PTransform):
         schema = _project(full, columns)
         if self._fmt == "avro":  # byte ranges of every file, records gathered into batches
             return pbegin | "Avro" >> avro.ReadAvroBatches(self._files, schema, ROWS_PER_BATCH)
-        if self._fmt == "parquet":  # byte ranges of every file, spread over the workers (Reshuffle inside)
-            tables = (
-                pbegin
-                | "Files" >> beam.Create(self._files)
-                | "ReadParquet"
-                >> beam.io.ReadAllFromParquetBatched(desired_bundle_size=PARQUET_RANGE_BYTES, columns=columns)
+        if self._fmt == "parquet":  # byte ranges of every file, spread over the workers
+            return pbegin | "ReadParquet" >> ReadRanges(
+                self._files, PARQUET_RANGE_BYTES, lambda part: _parquet_range(part, schema), pa.RecordBatch
             )
-            return tables | "ToBatches" >> beam.FlatMap(
-                lambda table: _conform(table, schema, "parquet")
-            ).with_output_types(pa.RecordBatch)
         fmt = self._fmt
         return (
             pbegin

@@ -68,13 +68,39 @@ def _consent_files(policy: Policy) -> TableFiles:
         raise InputError(f"consent table {pattern} mixes formats ({', '.join(sorted(formats))}); use one format")
     fmt = formats.pop()
     schema = read_schema(files, fmt)
-    missing = [name for name in policy.consent.columns.model_dump().values() if name not in schema.names]
+    names = policy.consent.columns.model_dump()
+    missing = [name for name in names.values() if name not in schema.names]
     if missing:
         raise InputError(
             f"consent table {pattern} has no column {', '.join(missing)} "
             "(name yours under consent.columns: subject, purpose, granted, at)"
         )
+    for role, allowed in _CONSENT_TYPES.items():
+        kind = schema.field(names[role]).type
+        if not any(test(kind) for test in allowed):
+            raise InputError(f"consent table {pattern}: column {names[role]} ({role}) cannot hold {kind}")
     return TableFiles(files, fmt, schema)
+
+
+_TEXT = (pa.types.is_string, pa.types.is_large_string, pa.types.is_null)
+_CONSENT_TYPES = {  # what each role's column may hold; values are checked as they are read
+    "subject": (*_TEXT, pa.types.is_integer),
+    "purpose": _TEXT,
+    "granted": (*_TEXT, pa.types.is_boolean, pa.types.is_integer),
+    "at": (*_TEXT, pa.types.is_timestamp, pa.types.is_date),
+}
+
+
+def _checked(table: str, files: list[str], schema: pa.Schema) -> TableFiles:
+    """A veil-made table's files, refused if one of them lost its schema (damaged, or written by hand)."""
+    if files:
+        found = read_schema(files, "parquet")
+        if not all(name in found.names and found.field(name).type == schema.field(name).type for name in schema.names):
+            raise InputError(
+                f"table {table}: its files do not have the schema veil writes ({', '.join(schema.names)}); "
+                "restore them from a backup"
+            )
+    return TableFiles(files, "parquet", schema)
 
 
 @dataclass(frozen=True)
@@ -103,8 +129,8 @@ class GateTables:
         keys = policy.subject_keys and "subject_keys" not in skip
         return cls(
             _consent_files(policy) if consent else None,
-            TableFiles(erasure_files(policy.erasure.table), "parquet", ERASURE_SCHEMA) if erasure else None,
-            TableFiles(key_files(policy.subject_keys), "parquet", SUBJECT_KEY_SCHEMA) if keys else None,
+            _checked(policy.erasure.table, erasure_files(policy.erasure.table), ERASURE_SCHEMA) if erasure else None,
+            _checked(policy.subject_keys, key_files(policy.subject_keys), SUBJECT_KEY_SCHEMA) if keys else None,
         )
 
     def read(self, pipeline: beam.Pipeline, purpose: str) -> dict[str, beam.PCollection | None]:

@@ -97,7 +97,7 @@ def damaged(draw, data: bytes) -> bytes:
 
 @fuzz
 @given(st.data())
-@budget(80)
+@budget(40)
 def test_damaged_keysets_open_or_are_refused(original, tmp_path_factory, monkeypatch, data):
     monkeypatch.setenv("VEIL_MASTER_KEY", MASTER)
     path, raw = original
@@ -108,7 +108,7 @@ def test_damaged_keysets_open_or_are_refused(original, tmp_path_factory, monkeyp
 
 @fuzz
 @given(st.data())
-@budget(20)
+@budget(10)
 def test_veil_keys_list_on_a_damaged_keyset_prints_one_error_line(original, tmp_path_factory, monkeypatch, data):
     monkeypatch.setenv("VEIL_MASTER_KEY", MASTER)
     path, raw = original

@@ -93,3 +93,27 @@ def test_a_collected_element_comes_back_to_the_driver(tmp_path):
         assert handle.value() == summary
         job.commit(str(out), {})
     assert sorted(p.name for p in out.iterdir()) == ["_manifest.json"]  # the collected file went with the staging
+
+
+@pytest.mark.parametrize("args", [[], ["--runner", "DirectRunner"], ["--direct_num_workers", "2"]])
+def test_a_local_run_goes_straight_to_the_fn_api_runner_without_type_checks(args):
+    from apache_beam.options.pipeline_options import PipelineOptions, TypeOptions
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
+
+    from veil.pipelines.job import local_runner
+
+    options = PipelineOptions(args)
+    runner = local_runner(options)
+    assert isinstance(runner, FnApiRunner)  # no Prism download attempt, no second check of every transform
+    assert options.view_as(TypeOptions).pipeline_type_check is False
+    seen_by_workers = runner._provision_info.provision_info.pipeline_options.fields
+    assert seen_by_workers["beam:option:direct_num_workers:v1"].string_value == ("2" if "2" in args else "1")
+
+
+@pytest.mark.parametrize("runner", ["DataflowRunner", "PrismRunner", "FnApiRunner"])
+def test_a_named_runner_is_left_to_beam(runner):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from veil.pipelines.job import local_runner
+
+    assert local_runner(PipelineOptions(["--runner", runner])) is None

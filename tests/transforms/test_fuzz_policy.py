@@ -71,21 +71,21 @@ def structural_mutation(draw) -> str:
 
 @fuzz
 @given(NODES)
-@budget(60)
+@budget(30)
 def test_random_documents_load_or_are_refused(document):
     load(yaml.safe_dump(document))
 
 
 @fuzz
 @given(st.text(max_size=200))
-@budget(40)
+@budget(10)
 def test_random_text_loads_or_is_refused(text):
     load(text)
 
 
 @fuzz
 @given(st.sampled_from(sorted(TEXTS)).flatmap(lambda name: mutated(TEXTS[name].encode())))
-@budget(60)
+@budget(30)
 def test_byte_mutations_of_the_configs_load_or_are_refused(data):
     text = data.decode("utf-8", errors="replace")
     load(text)
@@ -93,14 +93,14 @@ def test_byte_mutations_of_the_configs_load_or_are_refused(data):
 
 @fuzz
 @given(structural_mutation())
-@budget(60)
+@budget(30)
 def test_structural_mutations_of_the_configs_load_or_are_refused(text):
     load(text)
 
 
 @fuzz
 @given(structural_mutation() | st.sampled_from(sorted(TEXTS)).flatmap(lambda name: mutated(TEXTS[name].encode())))
-@budget(20)
+@budget(10)
 def test_veil_validate_prints_one_error_line(tmp_path_factory, document):
     path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     path.write_bytes(document if isinstance(document, bytes) else document.encode())
