@@ -180,7 +180,7 @@ class StagedJob:
         """Build the pipeline with `build` and run it to the end."""
         options = PipelineOptions(dataflow.staging_args(list(beam_args or [])))
         self.runner = options.view_as(StandardOptions).runner or "DirectRunner"
-        pipeline = beam.Pipeline(options=options)
+        pipeline = beam.Pipeline(runner=local_runner(options), options=options)
         build(pipeline)
         self._result = pipeline.run()
         self._result.wait_until_finish()
@@ -203,6 +203,29 @@ class StagedJob:
         for staging in self._stagings.values():
             outputs.discard(staging)
         self._stagings.clear()
+
+
+def local_runner(options: PipelineOptions) -> Any:
+    """For a local run (no runner named, or DirectRunner): Beam's FnApiRunner, built as DirectRunner builds it.
+
+    DirectRunner first tries the Prism runner (downloading its binary, then converting the
+    pipeline for it) and checks every transform twice before it falls back to the FnApiRunner;
+    veil's batch jobs always end there, so they go straight to it, without construction-time
+    type checks either (veil declares its element types; nothing else checks them). The
+    options travel in the provision info, so `--direct_num_workers` worker processes get them.
+    None for any other runner (Beam then creates the one named).
+    """
+    if options.view_as(StandardOptions).runner not in (None, "DirectRunner"):
+        return None
+    from apache_beam.options.pipeline_options import TypeOptions
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    options.view_as(TypeOptions).pipeline_type_check = False
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
 
 
 def query_counts(result, purpose: str) -> dict[str, int]:
