@@ -154,25 +154,25 @@ class Primitives:
 
     def __init__(self, keys: WorkingKeys):
         self.version = keys.version
-        self._customer = hmac.HMAC(keys.customer, hashes.SHA256())
-        self._email = hmac.HMAC(keys.email, hashes.SHA256())
-        self._siv = AESSIV(keys.phone)
-        self._siv_ad = [INFO_PHONE.encode()]
+        self.customer_mac = hmac.HMAC(keys.customer, hashes.SHA256())
+        self.email_mac = hmac.HMAC(keys.email, hashes.SHA256())
+        self.siv = AESSIV(keys.phone)
+        self.siv_ad = [INFO_PHONE.encode()]
         self.ff1 = FF1Alphabet(keys.card, DIGITS)
-        self._gcm = AESGCM(keys.notes)
+        self.gcm = AESGCM(keys.notes)
 
     def customer_key(self, text: str) -> str:
-        mac = self._customer.copy()
+        mac = self.customer_mac.copy()
         mac.update(text.encode())
         return mac.finalize().hex()
 
     def email_key(self, text: str) -> str:
-        mac = self._email.copy()
+        mac = self.email_mac.copy()
         mac.update(text.strip().lower().encode())
         return mac.finalize().hex()
 
     def phone_token(self, text: str) -> str:
-        return token_text(self.version, self._siv.encrypt(text.encode(), self._siv_ad))
+        return token_text(self.version, self.siv.encrypt(text.encode(), self.siv_ad))
 
     def card_token(self, text: str) -> str | None:
         """FF1 over the digits but the last CARD_KEEP_LAST; other characters stay in place."""
@@ -188,7 +188,7 @@ class Primitives:
 
     def encrypt_notes(self, text: str, nonce: bytes | None = None) -> str:
         nonce = nonce or os.urandom(12)
-        return token_text(self.version, nonce + self._gcm.encrypt(nonce, text.encode(), AD_NOTES))
+        return token_text(self.version, nonce + self.gcm.encrypt(nonce, text.encode(), AD_NOTES))
 
 
 def protect_record(p: Primitives, record: dict) -> dict | None:
