@@ -577,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         default=500,
         help="notes in the detection bench's corpus (bench/detection.py: recall, precision, scrub/Presidio); 0 skips",
     )
+    parser.add_argument(
+        "--verify-overhead", action="store_true", help="also time veil run with --verify fail against --verify off"
+    )
     parser.add_argument("--data-dir", default=os.path.join(BENCH, ".data"), help="cache of inputs, keys and outputs")
     parser.add_argument("--results", default=os.path.join(BENCH, "results.json"))
     args = parser.parse_args(argv)
@@ -628,6 +631,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print("detection ...", flush=True)
         detection = run_detection(args.detection_notes, seed=11, repeats=max(args.repeats, 3))
+    verifying = None
+    if args.verify_overhead:  # bench/verify_overhead.py
+        from verify_overhead import measure_overhead
+
+        verifying = measure_overhead(_veil_command(), POLICY, data, keyset, outputs, logs, env, args.repeats, measure)
 
     doc = {
         "machine": started,
@@ -673,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_check": memory,
         "generalize_search": search,
         "detection": detection,
+        "verify_overhead": verifying,
     }
     doc["machine"]["load_average_at_end"] = os.getloadavg()
     doc["targets"] = ratios_and_targets(outcomes, micro_results, memory, args.rows)

@@ -21,6 +21,7 @@ from veil.pipelines.cli_governance import register_governance
 from veil.pipelines.cli_keys import keys_app
 from veil.pipelines.cli_review import register_review
 from veil.pipelines.cli_scan import register_scan
+from veil.pipelines.cli_verify import register_verify
 from veil.pipelines.terminal import stderr_console, stdout_console
 
 app = typer.Typer(
@@ -144,6 +145,9 @@ def run(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous veil output.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress, no summary.")] = False,
+    verify: Annotated[
+        str, typer.Option("--verify", help="fail (default), warn or off: check each view against the input.")
+    ] = "fail",
 ) -> None:
     """Run policies over an input: one protected view per policy, each with a _manifest.json."""
     from veil.pipelines.console import beam_chatter_hidden, run_with_progress, summary_table
@@ -167,13 +171,15 @@ def run(
             overwrite=overwrite,
             beam_args=beam_args,
             warn=_warn_to(terminal),
+            verify=verify,
         )
     if show:
         stderr_console().print(summary_table(manifests))
     if not quiet:
         from veil.pipelines.report_text import run_lines
+        from veil.pipelines.verify import verify_lines
 
-        for line in run_lines(manifests):  # k-anonymity: suppression, fairness warnings, report path
+        for line in [*run_lines(manifests), *verify_lines(manifests)]:  # k-anonymity, then verification
             stderr_console().print(line, markup=False, soft_wrap=True)
 
 
@@ -338,6 +344,7 @@ register_explain(app)  # after the commands above, so `veil --help` lists them i
 register_review(app)
 register_expire(app)
 register_scan(app)
+register_verify(app)
 
 
 def _find_veil_error(error: BaseException) -> Optional[str]:

@@ -123,8 +123,9 @@ def run_demo(*, rows: int, out: str, console: Console) -> list[dict]:
                 console.print(_side_by_side(f"after: what {policy.purpose} sees", after))
     console.print(f"views and manifests: {base / 'views'}/<purpose>/ ; input: {source}")
     from veil.pipelines.report_text import run_lines  # k-anonymity: suppression, fairness warnings, report path
+    from veil.pipelines.verify import verify_lines  # each view checked against the input before publishing
 
-    for line in run_lines(manifests):
+    for line in [*run_lines(manifests), *verify_lines(manifests)]:
         console.print(line, markup=False, soft_wrap=True)
     explain_examples(policies, str(base / "governance"), console)
     return manifests

@@ -15,10 +15,12 @@ from veil.errors import ConfigError
 from veil.keys import open_keyring
 from veil.pipelines import aggregates, outputs
 from veil.pipelines.job import StagedJob, check_output_format, open_input
-from veil.pipelines.k_anonymity import enforce_k_anonymity, manifest_entry
+from veil.pipelines.k_anonymity import enforce_k_anonymity
+from veil.pipelines.k_anonymity import manifest_entry as k_anonymity_entry
 from veil.pipelines.manifest import build_manifest, schema_fields
 from veil.pipelines.report import report_job
 from veil.pipelines.subject_keys import publish_new_keys
+from veil.pipelines.verify import check_mode, manifest_entry, refuse_failed, verify_stage
 from veil.transforms.beam import SanitizeBatches
 from veil.transforms.io import ReadBatches, WriteBatches
 from veil.transforms.plan import Plan, compile_plan, declared_types, subject_gates
@@ -85,22 +87,27 @@ def run_job(
     overwrite: bool = False,
     beam_args: list[str] | None = None,
     warn: Callable[[str], None] = outputs.warn_on_stderr,
+    verify: str = "fail",
 ) -> list[dict[str, Any]]:
     """Run every policy over the input; returns one manifest per view.
 
     The output folders are locked for the run (see `StagedJob`); `warn` gets one line when a
-    dead run's lock or staging folders are cleaned up.
+    dead run's lock or staging folders are cleaned up. `verify` (fail, warn, off) checks each view
+    against the input before publishing (`veil.pipelines.verify`): in `fail` mode a finding in a
+    field that is not kept as it is publishes nothing.
 
     Raises:
         VeilError: a bad policy, input, key or output, or data refused by the policy.
     """
     check_output_format(output_format)
+    check_mode(verify)
     source = open_input(input_pattern, types=declared_types(policies))
     views = plan_views(policies, source.schema, output, keyset)
     job = StagedJob([view.folder for view in views], overwrite, warn=warn)
     key_tables = sorted({view.plan.policy.subject_keys for view in views if view.plan.policy.subject_keys})
     summaries = {}  # purpose -> the k-anonymity stage's summary
     released = {}  # purpose -> the aggregates stage (a policy with aggregates writes tables, never rows)
+    findings = {}  # purpose -> the verification stage (its findings)
 
     def build(pipeline: beam.Pipeline) -> None:
         needed = {name for view in views for name in view.plan.input_fields}
@@ -127,11 +134,11 @@ def run_job(
             if policy.k_anonymity is not None:  # dataset gate: suppress (or refuse) small classes
                 sanitized, summaries[purpose] = enforce_k_anonymity(sanitized, policy, staging)
             _ = sanitized | f"Write[{purpose}]" >> write
+            if verify != "off":  # the batches written, against the batches read
+                findings[purpose] = verify_stage(batches, sanitized, view.plan, staging)
 
     with job:  # a failure from here on removes every staging folder not yet committed
         job.run(build, beam_args)
-        for table in key_tables:
-            publish_new_keys(job.stage(table), table, job.run_id)
         manifests = []
         for view in views:
             policy = view.plan.policy
@@ -153,16 +160,23 @@ def run_job(
                 counts=job.counts(policy.purpose),
             )
             if policy.k_anonymity is not None:
-                manifest["k_anonymity"] = manifest_entry(policy, summaries[policy.purpose].value())
-            if policy.aggregates is not None:
+                manifest["k_anonymity"] = k_anonymity_entry(policy, summaries[policy.purpose].value())
+            if policy.aggregates is not None:  # tables of noisy statistics, no rows: nothing to verify
                 counts = job.counts(policy.purpose)
                 files = manifest["output"]["files"]
                 manifest["output"]["schema"] = []  # no rows: each table's schema is in its entry
                 manifest["output"]["format"] = "parquet"  # tables are Parquet whatever --format says
                 manifest["aggregates"] = aggregates.manifest_entry(view.plan, released[policy.purpose], files, counts)
                 manifest["counts"] = {"records": aggregates.WITHHELD}
-            job.commit(view.folder, manifest)
-            if policy.k_anonymity is not None:
-                report_job(view.folder)
+            else:
+                stage = findings.get(policy.purpose)
+                manifest["verify"] = manifest_entry(verify, view.plan, stage.collected.value() if stage else None)
             manifests.append(manifest)
+        refuse_failed(manifests)  # before anything is published: keys, data, manifests
+        for table in key_tables:
+            publish_new_keys(job.stage(table), table, job.run_id)
+        for view, manifest in zip(views, manifests):
+            job.commit(view.folder, manifest)
+            if view.plan.policy.k_anonymity is not None:
+                report_job(view.folder)
     return manifests

@@ -29,6 +29,7 @@ _EXPORTS = {
     "DeadLetter": "veil.transforms.engine",
     "EnforceKAnonymity": "veil.transforms.enforce",
     "DPAggregates": "veil.transforms.dp",
+    "Verify": "veil.transforms.verify",
     "open_keyring": "veil.keys",
 }
 

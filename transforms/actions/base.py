@@ -100,6 +100,47 @@ class BindContext:
         return self.keyring, self.key_version
 
 
+RawCheck = Literal["visible", "coincident", "labels", "encoded", "derived"]
+
+
+@dataclass(frozen=True)
+class VerifyRule:
+    """How verification (`veil.transforms.verify`) checks an action's output against its input.
+
+    Attributes:
+        raw: how an output cell is compared with the raw values of its input field:
+            `visible`: the output is the value, by the policy's choice (keep): nothing to compare;
+            `coincident`: outputs are values of the input's own domain by design (bucket bounds,
+            period starts, shifted dates, Faker surrogates, text without findings), so that one
+            equals some other record's raw value is expected: not compared;
+            `labels`: outputs are among `labels`, texts the policy spells: raw values are
+            looked up in that small set;
+            `encoded`: keyed encodings; a cell must match `format` (the encoding's alphabet and
+            length), one that does not counts as a raw value;
+            `derived`: text computed from the value and keeping some of it (mask, prefix, ff1):
+            compared by keyed hash with every raw value of the field.
+        labels: the values a `labels` output can take (compared as text).
+        format: an RE2 pattern every whole cell of an `encoded` output matches.
+        designed: entities the output is meant to look like, not counted by the pattern check;
+            None: every entity (format-preserving and encoded outputs are not pattern-checked).
+        entities: entities the pattern check looks for besides the default ones (a scrub
+            field's own list), read with phone `regions` (default: the detectors').
+        longest: the most characters an output can have (None: no bound); a `derived` output
+            always shorter than the shortest compared value is not compared.
+    """
+
+    raw: RawCheck = "derived"
+    labels: tuple[Any, ...] = ()
+    format: str | None = None
+    designed: frozenset[str] | None = frozenset()
+    entities: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    longest: int | None = None
+
+
+DERIVED = VerifyRule()
+
+
 @dataclass(frozen=True)
 class Action:
     """One registry entry.
@@ -134,6 +175,7 @@ class Action:
         tink_key: optionally, params + purpose + input field -> the `TinkKeySpec` of the
             field's working key, for a Tink keyset export (`veil keys export-tink`); it raises
             `ConfigError` saying why when these params make values Tink cannot read.
+        verify: params -> the `VerifyRule` verification checks this action's output with.
     """
 
     name: str
@@ -149,6 +191,7 @@ class Action:
     bind_arrow: Callable[[Any, BindContext, pa.DataType], ArrowFn | SubjectArrowFn | None] | None = None
     tink_key: Callable[[Any, str, str], TinkKeySpec] | None = None
     versioned: Callable[[Any], bool] = lambda _params: True
+    verify: Callable[[Any], VerifyRule] = lambda _params: DERIVED
 
     @property
     def writes_output(self) -> bool:

@@ -15,6 +15,7 @@ from veil.transforms.actions.base import (
     ActionParams,
     BindContext,
     SubjectArrowFn,
+    VerifyRule,
     arrow_text,
     as_text,
     is_arrow_text,
@@ -143,4 +144,5 @@ ACTION = Action(
     keyed=True,
     subject_input=lambda _params: "id",
     bind_arrow=_bind_arrow,
+    verify=lambda _params: VerifyRule("coincident", designed=frozenset({"date"})),  # dates, moved
 )

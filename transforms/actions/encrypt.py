@@ -10,6 +10,7 @@ from veil.transforms.actions.base import (
     Action,
     ActionParams,
     BindContext,
+    VerifyRule,
     decode_payload,
     parse_token,
     require_text,
@@ -146,6 +147,8 @@ def _tink_key(params: EncryptParams, purpose: str, field: str) -> TinkKeySpec:
     return TinkKeySpec("aead", key_info(purpose), associated_data(purpose, field))
 
 
+CIPHERTEXT_FORMAT = r"(?:v[0-9]+|s\.[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+"  # RE2: a key version or subject key id, base64url
+
 ACTION = Action(
     "encrypt",
     EncryptParams,
@@ -158,4 +161,7 @@ ACTION = Action(
     reverse=_reverse,
     bind_column=_bind_column,
     tink_key=_tink_key,
+    verify=lambda _params: VerifyRule(
+        "encoded", format=r"(?:v[0-9]+|s\.[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+", designed=None
+    ),
 )

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from veil.transforms.actions.base import Action, ActionParams, BindContext, string_type
+from veil.transforms.actions.base import Action, ActionParams, BindContext, VerifyRule, string_type
 
 
 class FakeParams(ActionParams):
@@ -74,4 +74,12 @@ def _bind(params: FakeParams, ctx: BindContext):
     return fake
 
 
-ACTION = Action("fake", FakeParams, bind=_bind, output_type=string_type, keyed=True)
+# Surrogates are made to look like real values of their kind, and may equal another record's raw value.
+ACTION = Action(
+    "fake",
+    FakeParams,
+    bind=_bind,
+    output_type=string_type,
+    keyed=True,
+    verify=lambda _params: VerifyRule("coincident", designed=None),
+)

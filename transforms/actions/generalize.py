@@ -22,6 +22,7 @@ from veil.transforms.actions.base import (
     ArrowFn,
     BindContext,
     Kind,
+    VerifyRule,
     arrow_text,
     as_date,
     as_text,
@@ -468,6 +469,20 @@ ACCEPTS: dict[str, frozenset[Kind]] = {
     "round": NUMBER_OR_TEXT,
 }
 
+
+def _verify_rule(p: GeneralizeParams) -> VerifyRule:
+    """Labels the policy spells are a small set; bucket bounds and period starts are values of the
+    input's own domain (coincident); a prefix keeps part of the value (derived)."""
+    variant = p.variant
+    if variant in ("bins", "age_bins"):
+        return VerifyRule("labels", labels=tuple(bin_labels(p.bins or p.age_bins)))
+    if variant == "map":
+        return VerifyRule("labels", labels=(*p.map.values(), *(() if p.other is None else (p.other,))))
+    if variant == "prefix":
+        return VerifyRule("derived", longest=p.prefix)
+    return VerifyRule("coincident")
+
+
 ACTION = Action(
     "generalize",
     GeneralizeParams,
@@ -475,4 +490,5 @@ ACTION = Action(
     output_type=_output_type,
     accepts=lambda p: ACCEPTS[p.variant],
     bind_arrow=_bind_arrow,
+    verify=_verify_rule,
 )

@@ -5,7 +5,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from veil.errors import ActionError
-from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext, same_type
+from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext, VerifyRule, same_type
 
 
 class KeepParams(ActionParams):
@@ -29,5 +29,11 @@ def _bind_arrow(_params: KeepParams, _ctx: BindContext, _input_type: pa.DataType
 
 
 ACTION = Action(
-    "keep", KeepParams, bind=lambda p, ctx: keep, output_type=same_type, accepts=None, bind_arrow=_bind_arrow
+    "keep",
+    KeepParams,
+    bind=lambda p, ctx: keep,
+    output_type=same_type,
+    accepts=None,
+    bind_arrow=_bind_arrow,
+    verify=lambda _params: VerifyRule("visible"),
 )

@@ -10,6 +10,7 @@ from veil.transforms.actions.base import (
     ActionParams,
     BindContext,
     Normalization,
+    VerifyRule,
     as_text,
     column_normalizer,
     normalizer,
@@ -20,6 +21,7 @@ from veil.transforms.actions.base import (
 Encoding = Literal["hex", "base32", "base64url"]
 BITS_PER_CHAR = {"hex": 4, "base32": 5, "base64url": 6}
 FULL_LENGTH = {"hex": 64, "base32": 52, "base64url": 43}
+ALPHABET_PATTERN = {"hex": "[0-9a-f]", "base32": "[a-z2-7]", "base64url": "[A-Za-z0-9_-]"}  # RE2, per encoding
 MIN_BITS = 64
 
 
@@ -110,4 +112,9 @@ ACTION = Action(
     accepts=frozenset({"string", "integer"}),
     keyed=True,
     bind_column=_bind_column,
+    verify=lambda params: VerifyRule(
+        "encoded",
+        format=f"{ALPHABET_PATTERN[params.encoding]}{{{params.length or FULL_LENGTH[params.encoding]}}}",
+        designed=None,
+    ),
 )

@@ -5,7 +5,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from veil.errors import ActionError
-from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext, same_type
+from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext, VerifyRule, same_type
 
 
 class RedactParams(ActionParams):
@@ -29,5 +29,11 @@ def _bind_arrow(_params: RedactParams, _ctx: BindContext, _input_type: pa.DataTy
 
 
 ACTION = Action(
-    "redact", RedactParams, bind=lambda p, ctx: redact, output_type=same_type, accepts=None, bind_arrow=_bind_arrow
+    "redact",
+    RedactParams,
+    bind=lambda p, ctx: redact,
+    output_type=same_type,
+    accepts=None,
+    bind_arrow=_bind_arrow,
+    verify=lambda _params: VerifyRule("labels"),  # nothing but nulls
 )

@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 from pydantic import field_validator
 
 from veil.errors import ActionError
-from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext
+from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext, VerifyRule
 from veil.transforms.actions.redact import redact_arrow
 
 Constant = str | int | float | bool | None
@@ -56,4 +56,12 @@ def _bind_arrow(params: ReplaceParams, _ctx: BindContext, _input_type: pa.DataTy
     return lambda array: replace_arrow(array, constant=constant)
 
 
-ACTION = Action("replace", ReplaceParams, bind=_bind, output_type=_output_type, accepts=None, bind_arrow=_bind_arrow)
+ACTION = Action(
+    "replace",
+    ReplaceParams,
+    bind=_bind,
+    output_type=_output_type,
+    accepts=None,
+    bind_arrow=_bind_arrow,
+    verify=lambda params: VerifyRule("labels", labels=() if params.value is None else (params.value,)),
+)

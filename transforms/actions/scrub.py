@@ -18,7 +18,15 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from veil.errors import ActionError
-from veil.transforms.actions.base import Action, ActionParams, ArrowFn, BindContext, require_text, string_type
+from veil.transforms.actions.base import (
+    Action,
+    ActionParams,
+    ArrowFn,
+    BindContext,
+    VerifyRule,
+    require_text,
+    string_type,
+)
 from veil.transforms.detect import DEFAULT_ENTITIES, DEFAULT_REGIONS, PREFILTERS, Entity, Span, find_entities
 
 Replacement = Literal["label", "pseudonym", "mask"]
@@ -163,4 +171,6 @@ ACTION = Action(
     keyed=True,
     deterministic=False,  # equal texts scrub alike, but each row's spans are counted, so no per-batch memo
     bind_arrow=_bind_arrow,
+    # a text without findings stays as it was; the pattern check looks again for what it scrubs
+    verify=lambda params: VerifyRule("coincident", entities=params.entities, regions=params.regions),
 )

@@ -12,6 +12,7 @@ from veil.transforms.actions.base import (
     ActionParams,
     BindContext,
     Normalization,
+    VerifyRule,
     column_normalizer,
     normalizer,
     parse_token,
@@ -195,4 +196,9 @@ ACTION = Action(
     bind_column=_bind_column,
     versioned=lambda params: params.method != "ff1",
     tink_key=_tink_key,
+    verify=lambda params: (
+        VerifyRule("derived", designed=None)  # ff1 keeps the value's format (a card stays card-shaped)
+        if params.method == "ff1"
+        else VerifyRule("encoded", format=r"v[0-9]+\.[A-Za-z0-9_-]+", designed=None)
+    ),
 )

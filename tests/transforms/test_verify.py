@@ -1,0 +1,99 @@
+"""`veil.Verify` in a pipeline of one's own, and the rule each action gives verification."""
+
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+
+import veil
+from veil.errors import DataRefusedError
+from veil.transforms.plan import compile_plan
+from veil.transforms.policy import parse_policy
+from veil.transforms.verification import VerifySpec
+
+ROWS = 24
+CARD = "4111-1111-1111-1111"
+
+
+def table() -> pa.Table:
+    return pa.table(
+        {
+            "customer_id": [f"C{i:04d}" for i in range(ROWS)],
+            "email": [f"user{i}@example.com" for i in range(ROWS)],
+            "card": [f"4{i:011d}1234" for i in range(ROWS)],
+            "notes": [f"card {CARD}" if i % 3 == 0 else "nothing to see" for i in range(ROWS)],
+            "zip": [f"{20000 + i}" for i in range(ROWS)],
+            "income": list(range(10000, 10000 + 1000 * ROWS, 1000)),
+        }
+    )
+
+
+def policy(fields: str):
+    return parse_policy("version: 1\npurpose: lib\nfields:\n" + fields)
+
+
+def run_verify(plan, batches, folder, **options) -> dict:
+    """The findings of `veil.Verify` over `batches` and their sanitized view."""
+    with TestPipeline() as p:
+        raw = p | beam.Create(batches).with_output_types(pa.RecordBatch)
+        view = (raw | veil.SanitizeBatches(plan, keyset=options.pop("keyset", None))).output
+        findings = (raw, view) | veil.Verify(plan, **options)
+        _ = findings | beam.Map(json.dumps) | beam.io.WriteToText(str(folder / "findings"))
+    (written,) = [line for f in folder.glob("findings*") for line in f.read_text().splitlines()]
+    return json.loads(written)
+
+
+def test_verify_counts_what_a_recount_counts(keyset, tmp_path):
+    fields = """  email: {action: replace, value: user3@example.com}
+  zip: {action: generalize, prefix: 5}
+  notes: {action: scrub, entities: [email]}
+  income: {action: generalize, width: 1000}
+"""
+    plan = compile_plan(policy(fields), table().schema)
+    findings = run_verify(plan, table().to_batches(max_chunksize=5), tmp_path, keyset=keyset)
+    raw = table().to_pylist()
+    assert findings["raw_values"] == {"email": ROWS, "zip": ROWS}  # width bounds equal incomes: coincident
+    assert findings["patterns"] == {
+        "email": {"email": ROWS},
+        "notes": {"card": sum(1 for r in raw if CARD in r["notes"])},
+    }
+    assert findings["checked"]["raw_values"] == ["email", "zip"]
+    assert findings["cells_checked"] == 3 * ROWS  # email, zip, notes (income is neither compared nor text)
+
+
+def test_verify_fail_raises_without_a_value(tmp_path):
+    plan = compile_plan(
+        policy("  email: {action: generalize, map: {user1@example.com: user1@example.com}, other: x}\n"), table().schema
+    )
+    with pytest.raises(Exception) as raised:
+        run_verify(plan, table().to_batches(), tmp_path, fail=True)
+    assert "raw values in email (1)" in str(raised.value)
+    assert "@example.com" not in str(raised.value)
+    assert isinstance(raised.value, DataRefusedError) or "DataRefusedError" in str(raised.value)
+
+
+def test_rules_follow_the_actions():
+    fields = """  customer_id: {action: pseudonymize}
+  card: {action: tokenize, method: ff1, alphabet: digits, keep_last: 4}
+  email: {action: tokenize}
+  notes: {action: keep}
+  income: {action: generalize, width: 1000}
+"""
+    spec = VerifySpec.of(compile_plan(policy(fields), table().schema))
+    rules = {c.output: c for c in spec.fields}
+    assert rules["customer_id"].rule.raw == "encoded" and not rules["customer_id"].entities
+    assert rules["card"].rule.raw == "derived" and not rules["card"].entities  # ff1: card-shaped by design
+    assert rules["notes"].visible and "card" in rules["notes"].entities
+    assert rules["income"].rule.raw == "coincident"
+    assert spec.raw_checked == ("customer_id", "card", "email")
+
+
+def test_all_null_columns_and_empty_batches_count_nothing(keyset, tmp_path):
+    empty = table().slice(0, 0)
+    nulls = pa.table({name: pa.nulls(4, column.type) for name, column in zip(table().column_names, table().columns)})
+    fields = "  customer_id: {action: pseudonymize}\n  notes: {action: scrub}\n  zip: {action: generalize, prefix: 2}\n"
+    plan = compile_plan(policy(fields), table().schema)
+    findings = run_verify(plan, [*empty.to_batches(), *nulls.to_batches()], tmp_path, keyset=keyset)
+    assert findings["cells_checked"] == 0 and findings["raw_values"] == {} and findings["patterns"] == {}

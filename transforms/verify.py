@@ -1,0 +1,161 @@
+"""`Verify`: check a written view against the input it came from, in the pipeline that made it.
+
+Both sides are read one Arrow batch at a time (`veil.transforms.verification`): the input side
+emits keyed hashes of the raw values of the fields compared by hash, by shard, and which policy
+labels are raw values; the output side the keyed hashes of the cells, the format and pattern
+counts. The hashes are joined per shard (a GroupByKey over 16 keys, each holding one shard's
+hashes, never values), and everything is summed into one findings dict: data a publish step can
+be gated on. The hash key is drawn at random inside the pipeline (a one-element side input), so it
+is neither in the job graph nor kept after the run.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam import pvalue
+
+from veil.errors import DataRefusedError
+from veil.keys.value_hash import ValueHasher, new_run_key
+from veil.transforms.plan import Plan
+from veil.transforms.verification import Findings, VerifySpec, input_counts, input_parts, join_shard, output_counts
+from veil.transforms.verification import output_parts as _output_parts
+
+__all__ = ["Verify", "findings_message", "findings_text", "refused_fields"]
+
+COUNTS = "counts"
+MODES = ("fail", "warn")
+
+
+class _HashingFn(beam.DoFn):
+    """One side's batches -> (shard, Part) and, tagged, its counts; the hasher is built from the
+    run's key (a side input) on first use."""
+
+    def __init__(self, spec: VerifySpec, side: str):
+        self._spec, self._side = spec, side
+        self._hasher: ValueHasher | None = None
+
+    def process(self, batch: pa.RecordBatch, key: bytes) -> Iterable[Any]:
+        if self._hasher is None:
+            self._hasher = ValueHasher(key)
+        spec = self._spec
+        if self._side == "input":
+            parts, counts = input_parts(batch, spec, self._hasher), input_counts(batch, spec)
+        else:
+            parts, counts = _output_parts(batch, spec, self._hasher), output_counts(batch, spec)
+        yield from parts
+        if counts:
+            yield pvalue.TaggedOutput(COUNTS, dict(counts))
+
+
+class _SumFindings(beam.CombineFn):
+    """Counts dicts -> the findings dict (`Findings.result`)."""
+
+    def __init__(self, spec: VerifySpec):
+        self._spec = spec
+
+    def create_accumulator(self) -> Findings:
+        return Findings()
+
+    def add_input(self, accumulator: Findings, counts: dict) -> Findings:
+        return accumulator.add(counts)
+
+    def merge_accumulators(self, accumulators) -> Findings:
+        merged = Findings()
+        for accumulator in accumulators:
+            merged.add(accumulator.counts)
+        return merged
+
+    def extract_output(self, accumulator: Findings) -> dict:
+        return accumulator.result(self._spec)
+
+
+def refused_fields(spec: VerifySpec, findings: dict[str, Any]) -> dict[str, int]:
+    """Output fields not kept as they are with findings -> how many (raw values and pattern spans)."""
+    visible = {c.output for c in spec.fields if c.visible}
+    counts: dict[str, int] = {}
+    for name, n in findings["raw_values"].items():
+        counts[name] = counts.get(name, 0) + n
+    for name, entities in findings["patterns"].items():
+        counts[name] = counts.get(name, 0) + sum(entities.values())
+    return {name: n for name, n in counts.items() if name not in visible}
+
+
+def findings_text(findings: dict[str, Any]) -> str:
+    """The findings in words (`raw values in email (3); patterns in notes (card 2)`), never a value;
+    empty when there are none."""
+    parts = [f"raw values in {name} ({n})" for name, n in findings["raw_values"].items()]
+    for name, entities in findings["patterns"].items():
+        found = ", ".join(f"{entity} {n}" for entity, n in entities.items())
+        parts.append(f"patterns in {name} ({found})")
+    return "; ".join(parts)
+
+
+def findings_message(purpose: str, findings: dict[str, Any]) -> str:
+    """The findings of a purpose's view in one line of an error."""
+    return f"policy '{purpose}': verification found {findings_text(findings)}"
+
+
+class _Refuse(beam.DoFn):
+    """Fail the pipeline when the findings name a field that is not kept as it is."""
+
+    def __init__(self, spec: VerifySpec):
+        self._spec = spec
+
+    def process(self, findings: dict) -> Iterable[dict]:
+        if refused_fields(self._spec, findings):
+            raise DataRefusedError(findings_message(self._spec.purpose, findings) + " (fields not kept as they are)")
+        yield findings
+
+
+class Verify(beam.PTransform):
+    """(input batches, output batches) -> a PCollection of one findings dict.
+
+    The findings are `{cells_checked, raw_values: {output field: n}, patterns: {output field:
+    {entity: n}}, checked: {raw_values: [fields], patterns: [fields]}}` (nonzero counts only);
+    `veil run` writes them into the manifest's `verify` entry.
+
+    Args:
+        plan: the compiled plan that made the view (its input schema is the input's).
+        fail: raise `DataRefusedError` in the pipeline when a field that is not `keep` has
+            findings (findings in kept fields never fail). Write the view aside and publish it
+            only when the pipeline succeeded, as `veil run` does, or a refused view is out already.
+        label: the transform label (default `Verify[<purpose>]`).
+
+    Apply it to a pair: `(raw_batches, view_batches) | veil.Verify(plan)`; the input batches need
+    the plan's input fields (more columns are fine), the output batches the plan's output schema.
+    """
+
+    def __init__(self, plan: Plan, *, fail: bool = False, label: str | None = None):
+        super().__init__(label or f"Verify[{plan.policy.purpose}]")
+        self.spec, self._fail = VerifySpec.of(plan), fail
+
+    def expand(self, pcolls):
+        raw, out = pcolls
+        spec = self.spec
+        key = pvalue.AsSingleton(
+            raw.pipeline | "Key" >> beam.Create([None]) | "Draw" >> beam.Map(lambda _: new_run_key())
+        )
+        sides = []
+        for name, batches in (("input", raw), ("output", out)):
+            if name == "input" and not spec.input_fields:
+                continue
+            sides.append(
+                batches
+                | f"Hash{name.title()}" >> beam.ParDo(_HashingFn(spec, name), key).with_outputs(COUNTS, main="parts")
+            )
+        joined = (
+            [side.parts for side in sides]
+            | "Parts" >> beam.Flatten()
+            | "ByShard" >> beam.GroupByKey()
+            | "Join" >> beam.MapTuple(lambda _shard, parts: dict(join_shard(spec, parts)))
+        )
+        findings = (
+            [joined, *(side[COUNTS] for side in sides)]
+            | "AllCounts" >> beam.Flatten()
+            | "Sum" >> beam.CombineGlobally(_SumFindings(spec))
+        )
+        if self._fail:
+            findings = findings | "Refuse" >> beam.ParDo(_Refuse(spec))
+        return findings
