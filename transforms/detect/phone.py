@@ -46,8 +46,7 @@ def find_phones(text: str, regions: tuple[str, ...] = DEFAULT_REGIONS, exclude: 
     `order #`, `invoice` and similar words, national numbers of more than 13 digits, and digit runs
     without a separator unless 10 or 11 digits long.
     """
-    exclude = [*exclude, *find_dates(text), *find_ips(text), *iban_shaped(text)]
-    spans = []
+    spans, blockers = [], None
     for match in _CANDIDATE.finditer(text):
         candidate, start, end = match.group(), match.start(), match.end()
         while candidate.endswith(")") and candidate.count(")") > candidate.count("("):  # "(call +44 20 ...)"
@@ -55,13 +54,15 @@ def find_phones(text: str, regions: tuple[str, ...] = DEFAULT_REGIONS, exclude: 
         digits = sum(ch.isdigit() for ch in candidate)
         if not 7 <= digits <= 15 or _TIME.search(text, max(0, start - 3), min(len(text), end + 3)):
             continue
-        if any(start < span.end and span.start < end for span in exclude):
-            continue
         if candidate.isdigit() and not 10 <= len(candidate) <= 11:  # a bare digit run: an amount, a code, a timestamp
             continue
         if digits > _NATIONAL_MAX_DIGITS and not candidate.startswith(("+", "00")):  # a card or account number
             continue
         if refused_by_context(text, start):
+            continue
+        if blockers is None:  # found once, and only for a text with a candidate left
+            blockers = [*exclude, *find_dates(text), *find_ips(text), *iban_shaped(text)]
+        if any(start < span.end and span.start < end for span in blockers):
             continue
         number = _number(candidate, regions)
         if number is not None:
