@@ -130,6 +130,10 @@ def test_init_writes_a_policy_that_validates_and_runs(customers, tmp_path, keyse
     assert set(view.column_names) == {name for name, action in fields.items() if action != "drop"}
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["purpose"] == "analytics"
+    checked = manifest["verify"]  # the output verification of veil run (fail mode by default) passed
+    assert checked["mode"] == "fail" and checked["cells_checked"] > 0 and checked["refused"] == {}
+    assert sum(checked["raw_values"].values()) == 0
+    assert sum(n for entities in checked["patterns"].values() for n in entities.values()) == 0
 
 
 def test_init_refuses_to_overwrite_without_force(customers, tmp_path):
