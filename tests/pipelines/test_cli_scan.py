@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from helpers import cli
 
 from veil.pipelines.synthetic import write_customers
@@ -160,3 +161,15 @@ def test_init_refuses_an_input_with_nothing_to_protect(tmp_path):
     source.write_text("country,income\nUS,52000\nDE,61000\n")
     done = cli("init", "--from", source, "--purpose", "analytics", "--output", tmp_path / "p.yaml")
     assert done.code == 2 and "every column is suggested as drop" in done.err and not (tmp_path / "p.yaml").exists()
+
+
+def test_init_quotes_column_names_yaml_would_misread(tmp_path):
+    source = tmp_path / "odd.csv"
+    header = 'e-mail address,yes,Straße,2024,"a: b",notes #1'
+    source.write_text(header + '\nx@example.org,1,Hauptstr. 5,7,z,"call +44 20 7946 0958 now"\n')
+    policy = tmp_path / "p.yaml"
+    assert cli("init", "--from", source, "--purpose", "support", "--output", policy).code == 0
+    assert cli("validate", policy, "--input", source).code == 0
+    fields = yaml.safe_load(policy.read_text())["fields"]
+    assert list(fields) == ["e-mail address", "yes", "Straße", "2024", "a: b", "notes #1"]
+    assert fields["e-mail address"]["action"] == "pseudonymize" and fields["notes #1"]["action"] == "scrub"
