@@ -98,6 +98,13 @@ def test_dates_count_as_birth_only_by_the_column_name():
     assert scan_column("shipped", texts).entities == {}
 
 
+def test_a_dictionary_column_is_of_its_values_kind():
+    column = pa.chunked_array([pa.array(["a@example.com", "b@example.com"]).dictionary_encode()])
+    scanned = scan_column("contact", column)
+    assert scanned.kind == "string" and scanned.whole == {"email": 1.0}
+    assert suggest(scanned, subject=None, at=AT).settings["action"] == "pseudonymize"
+
+
 def test_integers_are_read_as_digits_and_other_types_not_at_all():
     cards = pa.chunked_array([pa.array([4111111111111111, 5555555555554444], pa.int64())])
     assert scan_column("pan", cards).whole == {"card": 1.0}
@@ -105,8 +112,11 @@ def test_integers_are_read_as_digits_and_other_types_not_at_all():
     assert scan_column("amount", amounts).entities == {}
 
 
+_KINDS = {"string": "string", "int64": "integer", "date32[day]": "date", "bool": "bool", "list<item: string>": "list"}
+
+
 def _column(name, kind="string", *, entities=None, whole=None, free_text=False, hints=(), distinct=0.5):
-    return ColumnScan(name, kind, 100, entities or {}, whole or {}, free_text, hints, distinct)
+    return ColumnScan(name, kind, _KINDS[kind], 100, entities or {}, whole or {}, free_text, hints, distinct)
 
 
 @pytest.mark.parametrize(

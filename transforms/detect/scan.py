@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from veil.transforms.actions.base import kind_of
 from veil.transforms.detect.date import find_dates
 from veil.transforms.detect.detectors import DEFAULT_REGIONS, ENTITIES, PREFILTERS, find_entities
 from veil.transforms.detect.hints import column_hints
@@ -34,6 +35,8 @@ class ColumnScan:
     Attributes:
         name: the column's name.
         type: its Arrow type, as text (`string`, `int64`, `date32[day]`, ...).
+        kind: the coarse kind of that type actions declare they accept (`string`, `integer`,
+            `date`, ...; a dictionary column is of its values' kind).
         values: the sampled non-null values.
         entities: entity -> share of the non-null values in which it was found (entities found
             at least once only).
@@ -46,6 +49,7 @@ class ColumnScan:
 
     name: str
     type: str
+    kind: str
     values: int
     entities: dict[str, float]
     whole: dict[str, float]
@@ -98,7 +102,6 @@ def scan_column(name: str, column: pa.ChunkedArray, regions: tuple[str, ...] = D
     hints = column_hints(name)
     present = column.drop_null()
     total = len(present)
-    kind = str(column.type)
     distinct = _distinct(present) / total if total else 0.0
     found: dict[str, int] = {}
     whole: dict[str, int] = {}
@@ -130,7 +133,10 @@ def scan_column(name: str, column: pa.ChunkedArray, regions: tuple[str, ...] = D
                 found["date"] = found.get("date", 0) + count
                 whole["date"] = whole.get("date", 0) + count
         free_text = prose >= WHOLE_SHARE * total
-    return ColumnScan(name, kind, total, _shares(found, total), _shares(whole, total), free_text, hints, distinct)
+    return ColumnScan(
+        name, str(column.type), kind_of(column.type), total, _shares(found, total), _shares(whole, total), free_text,
+        hints, distinct,
+    )  # fmt: skip
 
 
 def scan_table(table: pa.Table, regions: tuple[str, ...] = DEFAULT_REGIONS) -> list[ColumnScan]:

@@ -31,7 +31,6 @@ AGE_BINS = (0, 18, 25, 35, 50, 65)
 _COARSER_AGE_BINS = ((0, 25, 50, 65), (0, 65))
 ZIP_PREFIX = 3
 SUBJECT_DISTINCT = 0.9  # an id column is the subject when at least this share of its values is distinct
-_KEYED_TYPES = ("string", "large_string", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _ENTITY_DOMAINS = {"email", "phone", "card", "iban", "ssn", "ip", "url"}
 _HINT_IDENTIFIERS = ("email", "phone", "ssn", "card", "iban", "ip", "name", "address", "id")
 _LABELS = {
@@ -76,15 +75,15 @@ def _found(column: ColumnScan) -> str:
 
 
 def _keyed(column: ColumnScan) -> bool:
-    return column.type in _KEYED_TYPES
+    return column.kind in ("string", "integer")
 
 
 def _is_date(column: ColumnScan) -> bool:
-    return column.type.startswith(("date", "timestamp")) or column.whole.get("date", 0.0) >= WHOLE_SHARE
+    return column.kind in ("date", "timestamp") or column.whole.get("date", 0.0) >= WHOLE_SHARE
 
 
 def _numeric(column: ColumnScan) -> bool:
-    return column.type.startswith(("int", "uint", "float", "double", "decimal"))
+    return column.kind in ("integer", "float")
 
 
 def _levels(setting: str, *steps: Any) -> tuple[Any, ...]:
@@ -135,7 +134,7 @@ def _birth(column: ColumnScan, at: date) -> Suggestion | None:
         return Suggestion(settings, "quasi_identifier", f"a birth date ({seen}): {why}", levels)
     if not named:
         return None
-    if column.type.startswith(("int", "uint")):
+    if column.kind == "integer":
         settings = {"action": "generalize", "width": 10}
         why, levels = "a quasi-identifier, by decade", _levels("width", 10, 20, 50)
         return Suggestion(settings, "quasi_identifier", f"a birth year (by its name): {why}", levels)
@@ -153,7 +152,7 @@ def _quasi_identifier(column: ColumnScan) -> Suggestion | None:
         settings = {"action": "generalize", "bins": list(AGE_BINS)}
         why, levels = "a quasi-identifier, generalized to bands", _levels("bins", AGE_BINS, *_COARSER_AGE_BINS)
         return Suggestion(settings, role, f"an age (by its name): {why}", levels)
-    if "gender" in hints and column.type in ("string", "large_string"):
+    if "gender" in hints and column.kind == "string":
         why = "a quasi-identifier with few values, kept and counted in k-anonymity; drop it if not needed"
         return Suggestion({"action": "keep"}, role, f"a gender (by its name): {why}", ("keep", "suppress"))
     if "city" in hints:
@@ -167,7 +166,7 @@ def _text(column: ColumnScan) -> Suggestion:
         if column.free_text:
             return _drop("free text, nothing detected in the sample: dropped; scrub it if the purpose needs it")
         return _drop("nothing detected: dropped (data minimization); keep it if the purpose needs it")
-    if column.type not in ("string", "large_string"):
+    if column.kind != "string":
         return _drop(f"{_found(column)} of the values, in a {column.type} column that cannot be scrubbed: dropped")
     entities = [e for e in ENTITIES if e in DEFAULT_ENTITIES or e in column.entities]
     settings = {"action": "scrub", "entities": entities, "replace": "label"}
