@@ -20,7 +20,7 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from veil.pipelines.manifest import schema_fields
-from veil.transforms.counting import CountingFn
+from veil.transforms.counting import COUNTS, CountingFn
 from veil.transforms.dp import DPAggregates, table_schema
 from veil.transforms.io import SUFFIX
 from veil.transforms.plan import Plan
@@ -41,6 +41,15 @@ class AggregatesStage(NamedTuple):
     explain: dict[str, str]
 
 
+class AggregatesRelease(NamedTuple):
+    """What the stage adds to the run: `stage` for the manifest, and as data, for the run's publish
+    stage, the names of the table files written (`files`) and the group counts (`counts`)."""
+
+    stage: AggregatesStage
+    files: beam.PCollection
+    counts: beam.PCollection
+
+
 class _CountGroupsFn(CountingFn):
     """Counts a table's released groups (`groups.<table>`), passing the table on."""
 
@@ -49,7 +58,7 @@ class _CountGroupsFn(CountingFn):
         self._name = name
 
     def process(self, table: pa.Table):
-        self._count(Counter({f"groups.{self._name}": table.num_rows}))
+        yield self._count(Counter({f"groups.{self._name}": table.num_rows}))
         yield table
 
 
@@ -61,28 +70,33 @@ def release_aggregates(
     keyset: str | None,
     key_version: int | None,
     tables: GateTables,
-) -> AggregatesStage:
+) -> AggregatesRelease:
     """Aggregate the input batches by the plan's policy and write each table into `staging`."""
     purpose, spec = plan.policy.purpose, plan.policy.aggregates
     result = batches | f"Aggregates[{purpose}]" >> DPAggregates(
         plan, keyset=keyset, key_version=key_version, tables=tables
     )
+    files, counts = [], []
     for table in spec.tables:
         name = table.name
-        _ = (
-            result.tables[name]
-            | f"CountGroups[{purpose}.{name}]" >> beam.ParDo(_CountGroupsFn(purpose, name)).with_output_types(pa.Table)
-            | f"WriteTable[{purpose}.{name}]"
-            >> beam.io.WriteToParquetBatched(
-                FileSystems.join(staging, f"part-{name}"),
-                table_schema(table, plan.output_schema),
-                codec="snappy",
-                num_shards=1,
-                shard_name_template="",
-                file_name_suffix=SUFFIX["parquet"],
-            )
+        counted = result.tables[name] | f"CountGroups[{purpose}.{name}]" >> beam.ParDo(
+            _CountGroupsFn(purpose, name)
+        ).with_output_types(pa.Table).with_outputs(COUNTS, main="tables")
+        counts.append(counted[COUNTS])
+        written = counted.tables | f"WriteTable[{purpose}.{name}]" >> beam.io.WriteToParquetBatched(
+            FileSystems.join(staging, f"part-{name}"),
+            table_schema(table, plan.output_schema),
+            codec="snappy",
+            num_shards=1,
+            shard_name_template="",
+            file_name_suffix=SUFFIX["parquet"],
         )
-    return AggregatesStage(result.budget, result.explain)
+        files.append(written)
+    return AggregatesRelease(
+        AggregatesStage(result.budget, result.explain),
+        tuple(files) | f"TableFiles[{purpose}]" >> beam.Flatten(),
+        tuple(counts) | f"GroupCounts[{purpose}]" >> beam.Flatten(),
+    )
 
 
 def table_file(files: list[str], name: str) -> str:

@@ -176,15 +176,35 @@ class StagedJob:
             self._stagings[folder] = outputs.open_staging(folder, self.run_id)
         return self._stagings[folder]
 
-    def run(self, build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None) -> None:
-        """Build the pipeline with `build` and run it to the end."""
+    def _start(self, build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None):
         options = PipelineOptions(dataflow.staging_args(list(beam_args or [])))
         self.runner = options.view_as(StandardOptions).runner or "DirectRunner"
         pipeline = beam.Pipeline(runner=local_runner(options), options=options)
         build(pipeline)
         self._result = pipeline.run()
-        self._result.wait_until_finish()
+        return self._result
+
+    def run(self, build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None) -> None:
+        """Build the pipeline with `build` (`runner` is known by then) and run it to the end."""
+        self._start(build, beam_args).wait_until_finish()
         self.finished = utc_now()
+
+    def launch(self, build: Callable[[beam.Pipeline], None], beam_args: Sequence[str] | None):
+        """Build the pipeline and submit it, returning at once with the runner's result (no waiting).
+
+        For a launcher that must not wait (a Dataflow Flex Template): the pipeline must publish
+        itself (its last stage), so the staging folders are left to the job, and the output
+        folders' locks (local folders only) are released now. A failure to submit removes them.
+        """
+        try:
+            result = self._start(build, beam_args)
+        except BaseException:
+            self.discard()
+            raise
+        finally:
+            self._claim.close()
+        self._stagings.clear()  # the job's now: nothing here may remove them
+        return result
 
     def counts(self, purpose: str) -> dict[str, int]:
         """A purpose's counters from the finished pipeline."""

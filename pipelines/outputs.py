@@ -157,15 +157,25 @@ def _published_name(staging: str, staged_path: str) -> str:
     return f"part-{tag}-{posixpath.basename(staged_path)[len('part-') :]}"
 
 
+def published_names(staging: str, staged: Sequence[str]) -> list[str]:
+    """The names the staged data files (paths in `staging`) have once published (what the manifest lists)."""
+    return [_published_name(staging, p) for p in sorted(staged)]
+
+
 def staged_names(staging: str) -> list[str]:
     """Names the data files a run staged will have once published (what the manifest lists)."""
-    return [_published_name(staging, p) for p in _staged(staging)]
+    return published_names(staging, _staged(staging))
 
 
-def commit(folder: str, staging: str, manifest: bytes) -> None:
-    """Replace the previous veil output in `folder` by the staged files, by the steps the module describes."""
-    staged = _staged(staging)
-    adds = [_published_name(staging, p) for p in staged]
+def commit(folder: str, staging: str, manifest: bytes, staged: Sequence[str] | None = None) -> None:
+    """Replace the previous veil output in `folder` by the staged files, by the steps the module describes.
+
+    `staged` names the data files (paths in `staging`) when the caller knows them (the files a
+    pipeline's write reported), else they are listed. A part an earlier attempt of the same
+    commit already moved is left in place.
+    """
+    staged = sorted(staged) if staged is not None else _staged(staging)
+    adds = published_names(staging, staged)
     run_id = json.loads(manifest).get("run_id")
     replaces = [n for n in _names(folder) if n.startswith(VEIL_FILES) and n != MANIFEST and n not in adds]
     staged_manifest = FileSystems.join(staging, MANIFEST)
@@ -174,7 +184,9 @@ def commit(folder: str, staging: str, manifest: bytes) -> None:
     _fs.write_bytes(FileSystems.join(staging, JOURNAL), json.dumps(journal).encode("utf-8"))
     pause_point("publish-start")
     for path, name in zip(staged, adds):
-        FileSystems.rename([path], [FileSystems.join(folder, name)])
+        target = FileSystems.join(folder, name)
+        if FileSystems.exists(path) or not FileSystems.exists(target):
+            FileSystems.rename([path], [target])
         pause_point("publish-parts")
     _switch_manifest(staged_manifest, FileSystems.join(folder, MANIFEST))
     pause_point("publish-switched")

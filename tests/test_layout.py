@@ -69,3 +69,14 @@ def test_the_import_check_sees_lazy_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from veil.pipelines.cli import main\n    import veil.pipelines.run\n")
     assert {"veil.pipelines.cli", "veil.pipelines.run"} <= imported_modules(probe)
+
+
+def test_deploy_holds_launchers_not_a_package():
+    """deploy/ is shipped beside the package, not in it: its Python files only call veil.pipelines."""
+    files = sorted((ROOT / "deploy").rglob("*.py"))
+    assert files and not list((ROOT / "deploy").rglob("__init__.py"))
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"deploy' not in text.split("[tool.setuptools]", 1)[1]  # never mapped into the wheel
+    for path in files:
+        veil_imports = {name for name in imported_modules(path) if name.split(".")[0] == "veil"}
+        assert veil_imports and all(name.startswith("veil.pipelines.") for name in veil_imports), path

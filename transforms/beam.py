@@ -6,7 +6,6 @@ the job graph. Counts go to Beam Metrics under the namespace `veil.<purpose>`:
 `read`, `written`, `dropped.<reason>`, `field_errors.<input field>`.
 """
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -18,7 +17,7 @@ from veil.errors import ConfigError, IntegrityError, KeyShreddedError
 from veil.keys import open_keyring
 from veil.transforms.actions.base import INTERNAL_PREFIX
 from veil.transforms.audit import append_audit, audit_line
-from veil.transforms.counting import CountingFn, metrics_namespace
+from veil.transforms.counting import COUNTS, CountingFn, SumCounts, metrics_namespace
 from veil.transforms.engine import ROWS_PER_BATCH, BoundPlan, records_batch
 from veil.transforms.gates import AttachSubjectKeys, SubjectGates
 from veil.transforms.plan import Plan, compile_plan, subject_gates
@@ -75,11 +74,15 @@ class SanitizeResult(NamedTuple):
         new_subject_keys: RecordBatches of the subject keys made for subjects without one (empty
             unless the policy has a subject key table); append them to the table once the pipeline
             succeeded (`veil run` does), or the ciphertexts made with them cannot be read back.
+        counts: the outcome counts as data, dicts of the counter names of Beam Metrics (`read`,
+            `written`, `dropped.<reason>`, ...); their sum (`veil.transforms.counting.SumCounts`)
+            is what the metrics say, available to a later stage of the same pipeline.
     """
 
     output: beam.PCollection
     dead_letters: beam.PCollection
     new_subject_keys: beam.PCollection
+    counts: beam.PCollection
 
 
 class _SanitizeFn(CountingFn):
@@ -119,7 +122,7 @@ class _SanitizeFn(CountingFn):
         counts = applied.counts
         if self._gated:  # the gate upstream counted what was read
             del counts["read"]
-        self._count(counts)
+        yield self._count(counts)
         for letter in applied.dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTERS, letter._asdict())
         if applied.batch.num_rows:
@@ -171,7 +174,7 @@ class _SanitizeTransform(beam.PTransform):
 
     def _sanitize(self, batches: beam.PCollection) -> SanitizeResult:
         pipeline, policy = batches.pipeline, self.policy
-        new_keys = None
+        new_keys, counts = None, []
         if subject_gates(policy):
             tables = {**self._tables.read(pipeline, policy.purpose), **self._overrides}
             gates = SubjectGates(
@@ -181,14 +184,17 @@ class _SanitizeTransform(beam.PTransform):
                 erased_rows=tables.get("erasure"),
                 key_rows=tables.get("subject_keys"),
             )
-            batches = batches | "Gates" >> gates
-            new_keys = gates.new_keys
+            gated = batches | "Gates" >> gates
+            batches, new_keys = gated.records, gated.new_keys
+            counts.append(gated.counts)
         applied = batches | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_outputs(
-            DEAD_LETTERS, main="output"
+            DEAD_LETTERS, COUNTS, main="output"
         )
+        counts.append(applied[COUNTS])
         if new_keys is None:
             new_keys = pipeline | "NoNewSubjectKeys" >> beam.Create([]).with_output_types(pa.RecordBatch)
-        return SanitizeResult(applied.output, applied[DEAD_LETTERS], new_keys)
+        counted = counts[0] if len(counts) == 1 else tuple(counts) | "Counts" >> beam.Flatten()
+        return SanitizeResult(applied.output, applied[DEAD_LETTERS], new_keys, counted)
 
 
 class Sanitize(_SanitizeTransform):
@@ -239,9 +245,6 @@ class SanitizeBatches(_SanitizeTransform):
         return self._sanitize(batches)
 
 
-COUNTS = "counts"
-
-
 class _DetokenizeFn(CountingFn):
     """Restore named fields on the worker; count restored and failed values per field (Beam metrics,
     and a tagged output of counts that the audit stage sums)."""
@@ -260,29 +263,8 @@ class _DetokenizeFn(CountingFn):
         else:
             out, counts = self._reverse.apply_batch(element)
             rows = [out]
-        self._count(counts)
-        yield pvalue.TaggedOutput(COUNTS, dict(counts))
+        yield self._count(counts)
         yield from rows
-
-
-class _SumCounts(beam.CombineFn):
-    """Counts dicts -> their sum (an empty input gives an empty sum: the audit line is still written)."""
-
-    def create_accumulator(self) -> Counter:
-        return Counter()
-
-    def add_input(self, accumulator: Counter, counts: dict) -> Counter:
-        accumulator.update(counts)
-        return accumulator
-
-    def merge_accumulators(self, accumulators) -> Counter:
-        merged = Counter()
-        for accumulator in accumulators:
-            merged.update(accumulator)
-        return merged
-
-    def extract_output(self, accumulator: Counter) -> dict:
-        return dict(accumulator)
 
 
 class _AppendAuditLine(beam.DoFn):
@@ -368,7 +350,7 @@ class _Detokenize(beam.PTransform):
         )
         _ = (
             restored[COUNTS]
-            | "SumCounts" >> beam.CombineGlobally(_SumCounts())
+            | "SumCounts" >> beam.CombineGlobally(SumCounts())
             | "Audit" >> beam.ParDo(_AppendAuditLine(self._audit_log, self._facts, self._on_error))
         )
         return restored.restored

@@ -53,7 +53,7 @@ from veil.transforms.anonymity import (
     violation_message,
 )
 from veil.transforms.beam import ArrowBatchCoder
-from veil.transforms.counting import CountingFn
+from veil.transforms.counting import COUNTS, CountingFn
 from veil.transforms.generalization import apply_node, batch_classes, merge_class, outcome
 from veil.transforms.policy import Policy
 
@@ -74,10 +74,13 @@ class KAnonymityResult(NamedTuple):
             `sizes` [[class size, classes]] before suppression, `violations`
             {reason: {classes, records}}, `groups` [[field, value, before, suppressed]] for the
             protected fields, `hints` {what-if: records below k}.
+        counts: count dicts of what it suppressed (`dropped.k_anonymity`, `dropped.l_diversity`,
+            a negative `written`), as `SanitizeResult.counts`; none with `on_violation: fail`.
     """
 
     batches: beam.PCollection
     summary: beam.PCollection
+    counts: beam.PCollection
 
 
 def _value_text(value: Any) -> str:
@@ -170,7 +173,7 @@ class _SuppressFn(CountingFn):
                 yield batch
                 continue
             by_reason = Counter(reason for reason in reasons if reason is not None)
-            self._count(
+            yield self._count(
                 {
                     f"dropped.{K_ANONYMITY}": by_reason[K_ANONYMITY],
                     f"dropped.{L_DIVERSITY}": by_reason[L_DIVERSITY],
@@ -284,7 +287,7 @@ class _ApplyNodeFn(CountingFn):
 
     def process(self, batch: pa.RecordBatch, chosen: dict) -> Iterable[pa.RecordBatch]:
         out, counts = apply_node(batch, self._policy, chosen)
-        self._count(counts)
+        yield self._count(counts)
         if out.num_rows:
             yield out
 
@@ -301,8 +304,9 @@ def _generalize(batches, policy: Policy) -> KAnonymityResult:
     )
     released = batches | "ApplyNode" >> beam.ParDo(
         _ApplyNodeFn(policy), beam.pvalue.AsSingleton(chosen)
-    ).with_output_types(pa.RecordBatch)
-    return KAnonymityResult(released, chosen | "Summary" >> beam.Map(lambda found: found["summary"]))
+    ).with_output_types(pa.RecordBatch).with_outputs(COUNTS, main="released")
+    summary = chosen | "Summary" >> beam.Map(lambda found: found["summary"])
+    return KAnonymityResult(released.released, summary, released[COUNTS])
 
 
 def _refuse(summary: dict, policy: Policy) -> dict:
@@ -360,12 +364,13 @@ class EnforceKAnonymity(beam.PTransform):
                 | "Suppress"
                 >> beam.ParDo(_SuppressFn(policy.purpose, qis, protected))
                 .with_output_types(pa.RecordBatch)
-                .with_outputs(_GROUPS, main="kept")
+                .with_outputs(_GROUPS, COUNTS, main="kept")
             )
-            released = joined.kept
+            released, counts = joined.kept, joined[COUNTS]
             facts.append(joined[_GROUPS])
         else:
             released = batches
+            counts = batches.pipeline | "NoCounts" >> beam.Create([]).with_output_types(dict)
 
         k, hints = spec.k, hints_for(qis, output_params(policy))
         facts.append(
@@ -378,4 +383,4 @@ class EnforceKAnonymity(beam.PTransform):
         summary = tuple(facts) | "Facts" >> beam.Flatten() | "Summary" >> beam.CombineGlobally(_SummaryFn(variants))
         if not suppress:
             summary = summary | "RefuseViolations" >> beam.Map(_refuse, policy)
-        return KAnonymityResult(released, summary)
+        return KAnonymityResult(released, summary, counts)

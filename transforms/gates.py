@@ -11,7 +11,7 @@ import base64
 import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
@@ -22,7 +22,7 @@ from veil.errors import InputError
 from veil.keys import open_keyring
 from veil.transforms.actions.base import SUBJECT_KEY_COLUMN
 from veil.transforms.actions.encrypt import subject_key_id
-from veil.transforms.counting import CountingFn
+from veil.transforms.counting import COUNTS, CountingFn
 from veil.transforms.policy import Policy
 from veil.transforms.subjects import (
     PARTITIONS,
@@ -152,6 +152,21 @@ class _SubjectKeyRows(beam.DoFn):
 NEW_KEYS = "new_subject_keys"
 
 
+class GatesResult(NamedTuple):
+    """What `SubjectGates` gives back.
+
+    Attributes:
+        records: the batches that passed the gates.
+        new_keys: RecordBatches of `SUBJECT_KEY_SCHEMA`, the keys made for subjects without one
+            (empty without a subject key table).
+        counts: count dicts (`read`, `dropped.erased`, `dropped.no_consent`), see `CountingFn`.
+    """
+
+    records: beam.PCollection
+    new_keys: beam.PCollection
+    counts: beam.PCollection
+
+
 class _ApplyGates(CountingFn):
     """One partition: drop records of erased subjects, then of subjects without consent; attach
     each remaining record's subject key (creating the missing ones) when the policy has a key table."""
@@ -205,7 +220,7 @@ class _ApplyGates(CountingFn):
             is_erased = [ref in erased for ref in refs]
             allowed = [granted is None or ref in granted for ref in refs]
             keep = [a and not e for a, e in zip(allowed, is_erased)]
-            self._count(
+            yield self._count(
                 {
                     READ: len(refs),
                     ERASED: sum(is_erased),
@@ -232,9 +247,10 @@ class SubjectGates(beam.PTransform):
         erased_rows: the erasure table as RecordBatches (None without an erasure table).
         key_rows: the subject key table as RecordBatches (None without one); each record then
             carries its subject's key in `SUBJECT_KEY_COLUMN`, and keys made for subjects
-            without one are in `self.new_keys` (RecordBatches of `SUBJECT_KEY_SCHEMA`) after
-            expansion, for the caller to append to the table.
+            without one are in the result's `new_keys`, for the caller to append to the table.
         partitions: how many hash partitions the join uses.
+
+    Returns a `GatesResult`.
     """
 
     def __init__(
@@ -251,7 +267,6 @@ class SubjectGates(beam.PTransform):
         super().__init__(label or f"SubjectGates[{policy.purpose}]")
         self._policy, self._keyset, self._partitions = policy, keyset, partitions
         self._consent_rows, self._erased_rows, self._key_rows = consent_rows, erased_rows, key_rows
-        self.new_keys = None
 
     def expand(self, batches):
         policy, parts = self._policy, self._partitions
@@ -277,11 +292,10 @@ class SubjectGates(beam.PTransform):
             self._keyset if self._key_rows is not None else None,
         )
         joined = groups | "Join" >> beam.CoGroupByKey()
-        if self._key_rows is None:
-            return joined | "Gate" >> beam.ParDo(gate).with_output_types(pa.RecordBatch)
-        outputs = joined | "Gate" >> beam.ParDo(gate).with_outputs(NEW_KEYS, main="records")
-        self.new_keys = outputs[NEW_KEYS]
-        return outputs.records
+        outputs = joined | "Gate" >> beam.ParDo(gate).with_output_types(pa.RecordBatch).with_outputs(
+            NEW_KEYS, COUNTS, main="records"
+        )
+        return GatesResult(outputs.records, outputs[NEW_KEYS], outputs[COUNTS])
 
 
 KEY_ID_COLUMN = "__veil_subject_key_id"
