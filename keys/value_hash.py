@@ -21,6 +21,18 @@ for _kept in range(BLOCK + 1):
     _PREFIX_MASKS[_kept] = np.frombuffer(bytes([0xFF] * _kept + [0] * (BLOCK - _kept)), dtype=np.uint64)
 
 
+def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start offsets, byte lengths, data bytes) of a string or binary array, without copying the data."""
+    count = len(array)
+    lengths = pc.binary_length(array).to_numpy(zero_copy_only=False)
+    wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if wide else np.int32)
+    starts = offsets[array.offset : array.offset + count].astype(np.int64)
+    data_buffer = array.buffers()[2]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    return starts, np.nan_to_num(lengths).astype(np.int64), data
+
+
 def new_run_key() -> bytes:
     """A fresh 32-byte key for one run's `ValueHasher` (from the OS CSPRNG)."""
     return random_key(32)
@@ -52,12 +64,7 @@ class ValueHasher(_Unpicklable):
         count = len(array)
         if not count:
             return np.zeros(0, dtype=np.uint64)
-        lengths = pc.binary_length(array).to_numpy().astype(np.int64)
-        wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
-        offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if wide else np.int32)
-        starts = offsets[array.offset : array.offset + count].astype(np.int64)
-        data_buffer = array.buffers()[2]
-        data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+        starts, lengths, data = _string_buffers(array)
         windows = sliding_window_view(np.concatenate([data, np.zeros(BLOCK, dtype=np.uint8)]), BLOCK)
         blocks = (lengths + BLOCK - 1) // BLOCK
         order = np.argsort(-blocks.astype(np.int32), kind="stable")  # most blocks first: a shrinking prefix

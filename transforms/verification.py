@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from veil.keys.value_hash import ValueHasher
-from veil.transforms.actions.base import VerifyRule
+from veil.transforms.actions.base import TextFormat, VerifyRule
 from veil.transforms.detect import DEFAULT_ENTITIES, DEFAULT_REGIONS, PREFILTERS, find_entities
 from veil.transforms.plan import Plan
 from veil.transforms.registry import REGISTRY
@@ -178,8 +178,8 @@ def _shards(
     hashes: np.ndarray, counts: np.ndarray | None = None
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """(shard, its hashes, their counts) for every shard some hash falls in."""
-    shard = (hashes >> _SHARD_SHIFT).astype(np.int64)
-    order = np.argsort(shard, kind="stable")
+    shard = (hashes >> _SHARD_SHIFT).astype(np.uint8)
+    order = np.argsort(shard, kind="stable")  # a radix sort on bytes
     bounds = np.searchsorted(shard[order], np.arange(SHARDS + 1))
     for s in range(SHARDS):
         picked = order[bounds[s] : bounds[s + 1]]
@@ -249,16 +249,19 @@ def join_shard(spec: VerifySpec, parts: Iterable[Part]) -> Counter:
         kept.extend(part.kept)
         for name, pairs in part.out.items():
             out.setdefault(name, []).extend(pairs)
-    exempt = np.unique(np.concatenate(kept)) if kept else np.zeros(0, np.uint64)
+    exempt = np.concatenate(kept) if kept else np.zeros(0, np.uint64)
     found: Counter = Counter()
     for check in spec.hashed:
         if check.output not in out or check.source not in raw:
             continue
-        values = np.setdiff1d(np.concatenate(raw[check.source]), exempt)
-        for hashes, counts in out[check.output]:
-            hits = int(counts[np.isin(hashes, values)].sum())
-            if hits:
-                found[f"raw.{check.output}"] += hits
+        values = np.concatenate(raw[check.source])
+        if len(exempt):
+            values = values[~np.isin(values, exempt)]
+        hashes = np.concatenate([h for h, _ in out[check.output]])  # one lookup per field and shard
+        counts = np.concatenate([c for _, c in out[check.output]])
+        hits = int(counts[np.isin(hashes, values)].sum())
+        if hits:
+            found[f"raw.{check.output}"] += hits
     return found
 
 
@@ -270,13 +273,20 @@ def input_counts(batch: pa.RecordBatch, spec: VerifySpec) -> Counter:
     for check in spec.labelled:
         labels = pa.array(list(check.labels), pa.string())
         texts = as_text(batch.column(check.source))
-        if texts is not None:
-            for i in np.flatnonzero(pc.is_in(labels, value_set=pc.unique(texts)).to_numpy(zero_copy_only=False)):
-                found[f"label.{check.output}.{i}"] = 1
+        for i in _labels_in(texts, labels) if texts is not None else ():
+            found[f"label.{check.output}.{i}"] = 1
         for column in kept:
-            for i in np.flatnonzero(pc.is_in(labels, value_set=pc.unique(column)).to_numpy(zero_copy_only=False)):
+            for i in _labels_in(column, labels):
                 found[f"labelkept.{check.output}.{i}"] = 1
     return found
+
+
+def _labels_in(texts: pa.Array, labels: pa.Array) -> list[int]:
+    """Positions of the `labels` that are among `texts` (a lookup in the small label set)."""
+    hits = texts.filter(pc.fill_null(pc.is_in(texts, value_set=labels), False))
+    if not len(hits):
+        return []
+    return [i for i in pc.index_in(pc.unique(hits), value_set=labels).to_pylist() if i is not None]
 
 
 def _prefilter(entities: tuple[str, ...]) -> str:
@@ -299,14 +309,31 @@ def output_counts(batch: pa.RecordBatch, spec: VerifySpec) -> Counter:
             for i, n in _label_counts(texts, check.labels):
                 found[f"labelout.{check.output}.{i}"] += n
         if check.rule.raw == "encoded" and check.rule.format:
-            well_formed = pc.match_substring_regex(texts, f"^(?:{check.rule.format})$")
-            bad = len(texts) - texts.null_count - (pc.sum(pc.cast(well_formed, pa.int64())).as_py() or 0)
+            bad = malformed(texts, check.rule.format)
             if bad:
                 found[f"raw.{check.output}"] += bad
         if check.entities:
             for entity, n in _pattern_counts(texts, check.entities, check.regions).items():
                 found[f"pattern.{check.output}.{entity}"] += n
     return found
+
+
+HEAD_CHARS = 48  # a format's head is matched on this many first characters (a subject key id is 32)
+
+
+def malformed(texts: pa.Array, shape: TextFormat) -> int:
+    """How many non-null cells of `texts` are not in `shape`: a character outside its alphabet, another
+    length, or a start its head does not match (RE2 over the cells, the head on their first characters)."""
+    if texts.null_count == len(texts):
+        return 0
+    outside = "".join("\\" + ch if not ch.isalnum() else ch for ch in shape.alphabet)
+    bad = pc.match_substring_regex(texts, f"[^{outside}]")
+    if shape.length is not None:
+        bad = pc.or_(bad, pc.not_equal(pc.utf8_length(texts), shape.length))
+    if shape.head is not None:
+        head = pc.match_substring_regex(pc.utf8_slice_codeunits(texts, 0, HEAD_CHARS), f"^(?:{shape.head})")
+        bad = pc.or_(bad, pc.invert(head))
+    return int(pc.sum(pc.cast(bad, pa.int64())).as_py() or 0)
 
 
 def _label_counts(texts: pa.Array, labels: tuple[str, ...]) -> Iterator[tuple[int, int]]:

@@ -9,6 +9,7 @@ be gated on. The hash key is drawn at random inside the pipeline (a one-element 
 is neither in the job graph nor kept after the run.
 """
 
+import pickle
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,7 +45,8 @@ class _HashingFn(beam.DoFn):
             parts, counts = input_parts(batch, spec, self._hasher), input_counts(batch, spec)
         else:
             parts, counts = _output_parts(batch, spec, self._hasher), output_counts(batch, spec)
-        yield from parts
+        for shard, part in parts:  # pickled once here, so Beam never pickles a Part to sample its size
+            yield shard, pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
         if counts:
             yield pvalue.TaggedOutput(COUNTS, dict(counts))
 
@@ -143,13 +145,16 @@ class Verify(beam.PTransform):
                 continue
             sides.append(
                 batches
-                | f"Hash{name.title()}" >> beam.ParDo(_HashingFn(spec, name), key).with_outputs(COUNTS, main="parts")
+                | f"Hash{name.title()}"
+                >> beam.ParDo(_HashingFn(spec, name), key)
+                .with_output_types(tuple[int, bytes])
+                .with_outputs(COUNTS, main="parts")
             )
         joined = (
             [side.parts for side in sides]
             | "Parts" >> beam.Flatten()
             | "ByShard" >> beam.GroupByKey()
-            | "Join" >> beam.MapTuple(lambda _shard, parts: dict(join_shard(spec, parts)))
+            | "Join" >> beam.MapTuple(lambda _shard, parts: dict(join_shard(spec, map(pickle.loads, parts))))
         )
         findings = (
             [joined, *(side[COUNTS] for side in sides)]

@@ -101,6 +101,25 @@ class BindContext:
 
 
 RawCheck = Literal["visible", "coincident", "labels", "encoded", "derived"]
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"  # RFC 4648 section 5
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """The shape of every cell of an encoded output (what verification checks instead of values).
+
+    Attributes:
+        alphabet: the only characters a cell holds.
+        length: its exact length in characters (None: any).
+        head: an RE2 pattern its start matches (a token's `v<version>.`), or None.
+    """
+
+    alphabet: str
+    length: int | None = None
+    head: str | None = None
+
+
+TOKEN_FORMAT = TextFormat(BASE64URL + ".", head=r"v[0-9]+\.[A-Za-z0-9_-]")  # v<version>.<base64url>
 
 
 @dataclass(frozen=True)
@@ -115,12 +134,12 @@ class VerifyRule:
             equals some other record's raw value is expected: not compared;
             `labels`: outputs are among `labels`, texts the policy spells: raw values are
             looked up in that small set;
-            `encoded`: keyed encodings; a cell must match `format` (the encoding's alphabet and
-            length), one that does not counts as a raw value;
+            `encoded`: keyed encodings; a cell must be in `format` (the encoding's alphabet,
+            length and head), one that is not counts as a raw value;
             `derived`: text computed from the value and keeping some of it (mask, prefix, ff1):
             compared by keyed hash with every raw value of the field.
         labels: the values a `labels` output can take (compared as text).
-        format: an RE2 pattern every whole cell of an `encoded` output matches.
+        format: the shape of every cell of an `encoded` output.
         designed: entities the output is meant to look like, not counted by the pattern check;
             None: every entity (format-preserving and encoded outputs are not pattern-checked).
         entities: entities the pattern check looks for besides the default ones (a scrub
@@ -131,7 +150,7 @@ class VerifyRule:
 
     raw: RawCheck = "derived"
     labels: tuple[Any, ...] = ()
-    format: str | None = None
+    format: TextFormat | None = None
     designed: frozenset[str] | None = frozenset()
     entities: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()

@@ -7,9 +7,11 @@ from typing import Literal
 from veil.errors import ActionError, ConfigError, ErrorCode, IntegrityError, KeyShreddedError
 from veil.keys.tink_export import TinkKeySpec
 from veil.transforms.actions.base import (
+    BASE64URL,
     Action,
     ActionParams,
     BindContext,
+    TextFormat,
     VerifyRule,
     decode_payload,
     parse_token,
@@ -147,7 +149,8 @@ def _tink_key(params: EncryptParams, purpose: str, field: str) -> TinkKeySpec:
     return TinkKeySpec("aead", key_info(purpose), associated_data(purpose, field))
 
 
-CIPHERTEXT_FORMAT = r"(?:v[0-9]+|s\.[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+"  # RE2: a key version or subject key id, base64url
+# v<version>.<base64url>, or s.<subject key id>.<base64url>
+CIPHERTEXT_FORMAT = TextFormat(BASE64URL + ".", head=r"(?:v[0-9]+|s\.[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]")
 
 ACTION = Action(
     "encrypt",
@@ -161,7 +164,5 @@ ACTION = Action(
     reverse=_reverse,
     bind_column=_bind_column,
     tink_key=_tink_key,
-    verify=lambda _params: VerifyRule(
-        "encoded", format=r"(?:v[0-9]+|s\.[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+", designed=None
-    ),
+    verify=lambda _params: VerifyRule("encoded", format=CIPHERTEXT_FORMAT, designed=None),
 )

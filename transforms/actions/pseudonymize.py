@@ -6,10 +6,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from veil.transforms.actions.base import (
+    BASE64URL,
     Action,
     ActionParams,
     BindContext,
     Normalization,
+    TextFormat,
     VerifyRule,
     as_text,
     column_normalizer,
@@ -21,7 +23,7 @@ from veil.transforms.actions.base import (
 Encoding = Literal["hex", "base32", "base64url"]
 BITS_PER_CHAR = {"hex": 4, "base32": 5, "base64url": 6}
 FULL_LENGTH = {"hex": 64, "base32": 52, "base64url": 43}
-ALPHABET_PATTERN = {"hex": "[0-9a-f]", "base32": "[a-z2-7]", "base64url": "[A-Za-z0-9_-]"}  # RE2, per encoding
+ALPHABETS = {"hex": "0123456789abcdef", "base32": "abcdefghijklmnopqrstuvwxyz234567", "base64url": BASE64URL}
 MIN_BITS = 64
 
 
@@ -114,7 +116,7 @@ ACTION = Action(
     bind_column=_bind_column,
     verify=lambda params: VerifyRule(
         "encoded",
-        format=f"{ALPHABET_PATTERN[params.encoding]}{{{params.length or FULL_LENGTH[params.encoding]}}}",
+        format=TextFormat(ALPHABETS[params.encoding], params.length or FULL_LENGTH[params.encoding]),
         designed=None,
     ),
 )

@@ -8,6 +8,7 @@ from veil.errors import ActionError, ConfigError, ErrorCode, IntegrityError
 from veil.keys.ff1 import ALPHABETS, FF1Layout
 from veil.keys.tink_export import TinkKeySpec
 from veil.transforms.actions.base import (
+    TOKEN_FORMAT,
     Action,
     ActionParams,
     BindContext,
@@ -199,6 +200,6 @@ ACTION = Action(
     verify=lambda params: (
         VerifyRule("derived", designed=None)  # ff1 keeps the value's format (a card stays card-shaped)
         if params.method == "ff1"
-        else VerifyRule("encoded", format=r"v[0-9]+\.[A-Za-z0-9_-]+", designed=None)
+        else VerifyRule("encoded", format=TOKEN_FORMAT, designed=None)
     ),
 )
