@@ -25,16 +25,12 @@ from workload import (  # noqa: E402
     AD_NOTES,
     AGE_AT,
     AGE_EDGES,
-    CARD_KEEP_LAST,
     CONSENT_FIELD,
-    DIGITS,
-    FF1_MIN_DIGITS,
     INCOME_WIDTH,
     INPUT_FIELDS,
     MASK_KEEP_FIRST,
     OUTPUT_SCHEMA,
     PURPOSE,
-    TWEAK_CARD,
     ZIP_PREFIX,
     Primitives,
     contender_args,
@@ -46,9 +42,6 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _AGE_LABELS = pa.array(
     [f"<{AGE_EDGES[0]}"] + [f"{low}-{high - 1}" for low, high in zip(AGE_EDGES, AGE_EDGES[1:])] + [f"{AGE_EDGES[-1]}+"]
 )
-
-
-_DIGIT_SLOTS = str.maketrans({ch: "\0" for ch in DIGITS})  # a value's digits -> NUL: its shape
 
 
 def _consent_mask(consents: pa.ChunkedArray | pa.Array, n: int) -> pa.Array:
@@ -117,21 +110,14 @@ def _notes(p: Primitives, column: pa.Array) -> pa.Array:
 
 
 def _card_tokens(p: Primitives, column: pa.Array) -> pa.Array:
-    """FF1 over the digits but the last four, batched; the characters that are not digits stay."""
-    digits = pc.replace_substring_regex(column, "[^0-9]", "")
-    middles = pc.utf8_slice_codeunits(digits, 0, -CARD_KEEP_LAST).to_pylist()
-    values, digits = column.to_pylist(), digits.to_pylist()
-    rows = [i for i, m in enumerate(middles) if m is not None and len(m) >= FF1_MIN_DIGITS]
-    secrets = p.ff1.encrypt_many([middles[i] for i in rows], TWEAK_CARD)
-    out: list = [None] * len(values)  # too few digits: null (on_error: null)
-    templates: dict[str, str] = {}  # "dddd-dddd-..." shape -> "{}{}{}{}-{}..." format string
-    for row, secret in zip(rows, secrets):
-        shape = values[row].translate(_DIGIT_SLOTS)
-        template = templates.get(shape)
-        if template is None:
-            template = templates[shape] = shape.replace("{", "{{").replace("}", "}}").replace("\0", "{}")
-        out[row] = template.format(*secret, *digits[row][len(secret) :])
-    return pa.array(out, pa.string())
+    """FF1 over the digits but the last four, every card in one batched call; other characters stay.
+
+    Cards sharing a layout (length, where the digits are) are cut and rejoined as numpy arrays
+    by `FF1Layout`, the primitive's own batch form; too few digits: null (on_error: null).
+    """
+    valid = pc.is_valid(column)
+    tokens, _, _ = p.card_layout.crypt_texts(column.filter(valid).to_pylist())
+    return _scatter(valid, pa.array(tokens, pa.string()))
 
 
 def _mask(column: pa.Array) -> pa.Array:

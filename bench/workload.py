@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from veil.keys.ff1 import ALPHABETS, FF1Alphabet
+from veil.keys.ff1 import ALPHABETS, FF1Alphabet, FF1Layout
 from veil.keys.keyset import master_key_for, read_keyset, unwrap_keys
 
 PURPOSE = "analytics"
@@ -159,6 +159,7 @@ class Primitives:
         self.siv = AESSIV(keys.phone)
         self.siv_ad = [INFO_PHONE.encode()]
         self.ff1 = FF1Alphabet(keys.card, DIGITS)
+        self.card_layout = FF1Layout(self.ff1, TWEAK_CARD, keep_last=CARD_KEEP_LAST)  # batched, layouts in numpy
         self.gcm = AESGCM(keys.notes)
 
     def customer_key(self, text: str) -> str:

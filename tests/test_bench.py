@@ -35,7 +35,10 @@ def test_harness_runs_every_contender_on_1000_rows(tmp_path):
         printed = re.search(rf"^{re.escape(row['label'])}\s+([\d,]+)\s", done.stdout, re.M)
         assert printed, f"{row['label']} is not in the printed table"
         assert int(printed.group(1).replace(",", "")) > 0
-    assert {"veil / limit", "veil / naive Beam", "veil / Presidio", "veil 2 workers / 1 worker"} <= set(doc["targets"])
+    speed_ups = {"veil 2 workers / 1 worker, 1M", "veil 2 workers / 1 worker, 4M", "veil peak RSS 10M / 1M rows"}
+    assert {"veil / limit", "veil / naive Beam", "veil / Presidio", *speed_ups} <= set(doc["targets"])
+    assert doc["targets"]["veil 2 workers / 1 worker, 1M"]["value"] > 0  # measured at --rows
+    assert re.search(r"^load average \(1, 5, 15 min\) at start [\d.]+, [\d.]+, [\d.]+; at end ", done.stdout, re.M)
     assert doc["micro"]["ff1"]["us_per_value"]["encrypt_many (batched)"]["median"] > 0
     assert all(row["us_per_value"] > 0 and row["column_us"] > 0 for row in doc["micro"]["actions"]["actions"].values())
     assert doc["memory_check"] is None

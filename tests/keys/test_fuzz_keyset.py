@@ -95,15 +95,20 @@ def damaged(draw, data: bytes) -> bytes:
     return draw(mutated(data) | wrong_types(data))
 
 
+def damaged_copy(original: bytes, folder: Path, data) -> Path:
+    """A keyset file in `folder` holding a damaged copy of `original`."""
+    target = folder / "keyset.json"
+    target.write_bytes(data.draw(damaged(original)))
+    return target
+
+
 @fuzz
 @given(st.data())
 @budget(40)
 def test_damaged_keysets_open_or_are_refused(original, tmp_path_factory, monkeypatch, data):
     monkeypatch.setenv("VEIL_MASTER_KEY", MASTER)
-    path, raw = original
-    target = tmp_path_factory.mktemp("damaged") / "keyset.json"
-    target.write_bytes(data.draw(damaged(raw)))
-    open_or_refuse(target, raw)
+    raw = original[1]
+    open_or_refuse(damaged_copy(raw, tmp_path_factory.mktemp("damaged"), data), raw)
 
 
 @fuzz
@@ -111,7 +116,6 @@ def test_damaged_keysets_open_or_are_refused(original, tmp_path_factory, monkeyp
 @budget(10)
 def test_veil_keys_list_on_a_damaged_keyset_prints_one_error_line(original, tmp_path_factory, monkeypatch, data):
     monkeypatch.setenv("VEIL_MASTER_KEY", MASTER)
-    path, raw = original
-    target = tmp_path_factory.mktemp("damaged") / "keyset.json"
-    target.write_bytes(data.draw(damaged(raw)))
+    raw = original[1]
+    target = damaged_copy(raw, tmp_path_factory.mktemp("damaged"), data)
     assert_clean(cli("keys", "list", "--keyset", target), secrets(raw))
