@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from veil.keys import init_keyset
 from veil.pipelines.synthetic import write_customers
@@ -64,6 +67,16 @@ def make_world(root: Path) -> World:
     (root / "erasures").mkdir()
     (root / "erasures" / "_veil_erasure_table").write_text('{"veil_erasure_table": 1}\n')
     return World(root, env)
+
+
+@contextmanager
+def world_env(root: Path) -> Iterator[World]:
+    """`make_world(root)`, with its master key set and VEIL_KEYSET unset while the block runs (module fixtures)."""
+    with pytest.MonkeyPatch.context() as mp:
+        world = make_world(root)
+        mp.setenv("VEIL_MASTER_KEY", world.env["VEIL_MASTER_KEY"])
+        mp.delenv("VEIL_KEYSET", raising=False)
+        yield world
 
 
 def start(world: World, *args, pause_at: str | None = None) -> tuple[subprocess.Popen, Path]:

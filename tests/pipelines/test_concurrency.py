@@ -9,7 +9,7 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from failures import assert_consistent, key_table, kill, make_world, stagings, start, wait_for
+from failures import assert_consistent, key_table, kill, stagings, start, wait_for, world_env
 from helpers import cli
 
 from veil.keys import open_keyring
@@ -21,10 +21,7 @@ from veil.transforms.subjects import subject_ref
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        world = make_world(tmp_path_factory.mktemp("concurrency"))
-        mp.setenv("VEIL_MASTER_KEY", world.env["VEIL_MASTER_KEY"])
-        mp.delenv("VEIL_KEYSET", raising=False)
+    with world_env(tmp_path_factory.mktemp("concurrency")) as world:
         result = cli(*world.run_args(world.root / "first", "--quiet"))  # every subject gets its key
         assert result.code == 0, result.err
         yield world

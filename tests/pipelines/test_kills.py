@@ -11,7 +11,7 @@ import random
 import time
 
 import pytest
-from failures import assert_consistent, kill, make_world, stagings, start, wait_for
+from failures import assert_consistent, kill, stagings, start, wait_for, world_env
 from helpers import cli
 
 # (phase, whether a previous output is there): kills over an empty folder and over a previous output
@@ -28,10 +28,7 @@ FULL_RUN_SECONDS = 3.6  # about how long one small run takes here: kills are spr
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        world = make_world(tmp_path_factory.mktemp("kills"))
-        mp.setenv("VEIL_MASTER_KEY", world.env["VEIL_MASTER_KEY"])
-        mp.delenv("VEIL_KEYSET", raising=False)
+    with world_env(tmp_path_factory.mktemp("kills")) as world:
         yield world
 
 

@@ -6,23 +6,13 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
+from failures import POLICY
 from helpers import cli as run_cli
 
 from veil.keys import init_keyset
 from veil.pipelines.synthetic import synthetic_customers, write_customers
 
 ROWS = 60
-POLICY = """version: 1
-purpose: support
-subject: customer_id
-keyset: keyset.json
-erasure: {table: erasures}
-subject_keys: subject-keys
-fields:
-  customer_id: {action: tokenize, as: customer_token}
-  notes: {action: encrypt, per_subject: true}
-  email: {action: encrypt, per_subject: true}
-"""
 
 
 def cli(*args) -> tuple[int, str]:
