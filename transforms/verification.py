@@ -318,20 +318,21 @@ def output_counts(batch: pa.RecordBatch, spec: VerifySpec) -> Counter:
     return found
 
 
-HEAD_CHARS = 48  # a format's head is matched on this many first characters (a subject key id is 32)
+HEAD_CHARS = 48  # a format's head and alphabet are checked on this many first characters (a subject key id is 32)
 
 
 def malformed(texts: pa.Array, shape: TextFormat) -> int:
-    """How many non-null cells of `texts` are not in `shape`: a character outside its alphabet, another
-    length, or a start its head does not match (RE2 over the cells, the head on their first characters)."""
+    """How many non-null cells of `texts` are not in `shape`: another length, a start its head does not
+    match, or a character outside its alphabet among the first `HEAD_CHARS` (RE2 on those only)."""
     if texts.null_count == len(texts):
         return 0
     outside = "".join("\\" + ch if not ch.isalnum() else ch for ch in shape.alphabet)
-    bad = pc.match_substring_regex(texts, f"[^{outside}]")
+    first = pc.utf8_slice_codeunits(texts, 0, HEAD_CHARS)
+    bad = pc.match_substring_regex(first, f"[^{outside}]")
     if shape.length is not None:
         bad = pc.or_(bad, pc.not_equal(pc.utf8_length(texts), shape.length))
     if shape.head is not None:
-        head = pc.match_substring_regex(pc.utf8_slice_codeunits(texts, 0, HEAD_CHARS), f"^(?:{shape.head})")
+        head = pc.match_substring_regex(first, f"^(?:{shape.head})")
         bad = pc.or_(bad, pc.invert(head))
     return int(pc.sum(pc.cast(bad, pa.int64())).as_py() or 0)
 
