@@ -4,6 +4,7 @@ Only the settings and their checks live here (pydantic, no Beam, no PipelineDP);
 aggregation itself is `veil.transforms.dp.DPAggregates`.
 """
 
+import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Metric = Literal["count", "sum", "mean", "variance"]
 VALUE_METRICS = ("sum", "mean", "variance")  # the metrics that read a value (and need its bounds)
+GROUP_VALUE_TYPES = (str, int, float, bool, datetime.date)  # what a public group value can be (hashable scalars)
 
 
 class AggregateTable(BaseModel):
@@ -69,6 +71,8 @@ class AggregateTable(BaseModel):
                 raise ValueError("with one group_by field, each public group is one value (not a list)")
             if width > 1 and (not several or len(group) != width):
                 raise ValueError(f"with {width} group_by fields, each public group is a list of {width} values")
+            if not all(isinstance(value, GROUP_VALUE_TYPES) for value in (group if several else (group,))):
+                raise ValueError("a public group's values are texts, numbers, booleans or dates, not lists or mappings")
         if len(set(self.group_keys())) != len(self.public_groups):
             raise ValueError("a public group is named twice")
 

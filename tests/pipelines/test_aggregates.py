@@ -174,6 +174,10 @@ def _policy(tmp_path: Path, text: str) -> Path:
             ("aggregates:", "k_anonymity: {k: 2, quasi_identifiers: [country]}\naggregates:"),
             "releases no rows, so k_an",
         ),
+        (  # found by the policy fuzzer: a mapping as a public group crashed on hashing it
+            (f"public_groups: {json.dumps(COUNTRIES)}", "public_groups: [{}]"),
+            "a public group's values are texts, numbers, booleans or dates",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_errors(tmp_path, change, message):
