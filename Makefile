@@ -14,9 +14,10 @@ $(VENV): pyproject.toml constraints.txt
 demo: $(VENV)
 	$(BIN)/veil demo --out veil-demo
 
+# The suite runs on every core (pytest-xdist); `pytest` alone runs it in one process.
 test: $(VENV)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # Property-based fuzzing of every input parser, 10,000 examples per target (see tests/fuzzing.py).
 fuzz: $(VENV)
