@@ -8,7 +8,11 @@ and write Parquet, applying the 12 fields of bench/policy.yaml with the same pri
                    reference: veil run / veil engine is what Beam costs)
   naive Beam       bench/contender_naive.py: ReadFromParquet -> per-record DoFn -> WriteToParquet
   Presidio         bench/contender_presidio.py: the naive job with presidio-anonymizer operators
-  veil             `veil run bench/policy.yaml ...` on the DirectRunner, 1 worker
+  veil             `veil run bench/policy.yaml ... --verify off` on the DirectRunner, 1 worker: the
+                   same work as the other contenders (`veil / limit` is taken with it)
+  veil, verify on  `veil run` as it runs by default (output verification on, 1 worker): a
+                   reference (verification is work no other contender does); it runs
+                   whenever `veil` does, and the 2-worker and memory figures are taken with it
   veil, 2 workers  the same with --direct_num_workers 2 --direct_running_mode multi_processing
 
 Each run is a separate process, timed end to end (interpreter start to exit); its peak RSS is
@@ -326,11 +330,24 @@ def contenders(data: str, keyset: str) -> list[Contender]:
     veil = [*_veil_command(), "run", POLICY, *io, "--quiet"]
     two = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
     return [
-        Contender("veil", "veil (1 worker)", "veil run on the DirectRunner, 1 worker (batched Arrow path)", veil, True),
+        Contender(
+            "veil",
+            "veil --verify off",
+            "veil run --verify off on the DirectRunner, 1 worker (batched Arrow path): the limit's work, no more",
+            [*veil, "--verify", "off"],
+            True,
+        ),
+        Contender(
+            "veil_verify",
+            "veil, verify on",
+            "veil run as by default (--verify fail: each view checked against its input), 1 worker",
+            veil,
+            True,
+        ),
         Contender(
             "veil_2w",
             "veil (2 workers)",
-            "veil run, DirectRunner --direct_num_workers 2 --direct_running_mode multi_processing",
+            "veil run (verify on), DirectRunner --direct_num_workers 2 --direct_running_mode multi_processing",
             veil + two,
             True,
         ),
@@ -392,9 +409,9 @@ def memory_check(args, keyset: str, env: dict[str, str], base: dict[str, Outcome
     `--memory-rows` (1 worker: peak RSS against 1M). Runs already measured at `--rows` are reused."""
     results = {}
     for rows, keys in (
-        (1_000_000, ("veil", "veil_2w")),
-        (args.scaling_rows, ("veil", "veil_2w")),
-        (args.memory_rows, ("veil",)),
+        (1_000_000, ("veil_verify", "veil_2w")),
+        (args.scaling_rows, ("veil_verify", "veil_2w")),
+        (args.memory_rows, ("veil_verify",)),
     ):
         data = ensure_data(args.data_dir, rows)
         by_key = {c.key: c for c in contenders(data, keyset)}
@@ -476,11 +493,12 @@ def ratios_and_targets(outcomes: dict[str, Outcome], micro_results: dict | None,
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
 
-    veil = speed("veil")
+    veil, verified = speed("veil"), speed("veil_verify")
+    alike = f"{rows:,} rows, records/s, veil 1 worker --verify off (the same work)"
     values: dict[str, tuple[float | None, str]] = {
-        "veil / limit": (ratio(veil, speed("limit")), f"{rows:,} rows, records/s, veil 1 worker"),
-        "veil / naive Beam": (ratio(veil, speed("naive")), f"{rows:,} rows, records/s, veil 1 worker"),
-        "veil / Presidio": (ratio(veil, speed("presidio")), f"{rows:,} rows, records/s, veil 1 worker"),
+        "veil / limit": (ratio(veil, speed("limit")), alike),
+        "veil / naive Beam": (ratio(veil, speed("naive")), alike),
+        "veil / Presidio": (ratio(veil, speed("presidio")), alike),
     }
     beam_cost = ratio(veil, speed("engine"))
     ff1 = (micro_results or {}).get("ff1", {}).get("us_per_value", {})
@@ -493,7 +511,10 @@ def ratios_and_targets(outcomes: dict[str, Outcome], micro_results: dict | None,
         card.get("column_us"),
         "the whole action (16 digits, keep_last 4, format kept) as the engine runs it, bench/actions_micro.py",
     )
-    values["veil 2 workers / 1 worker, 1M"] = (ratio(speed("veil_2w"), veil), f"{rows:,} rows, records/s")
+    values["veil 2 workers / 1 worker, 1M"] = (
+        ratio(speed("veil_2w"), verified),
+        f"{rows:,} rows, records/s, both verify on",
+    )
     if memory:
         largest = max(v["rows"] for v in memory.values())
         scaling = max((v["rows"] for v in memory.values() if v["rows"] < largest), default=largest)
@@ -501,13 +522,13 @@ def ratios_and_targets(outcomes: dict[str, Outcome], micro_results: dict | None,
         def at(key: str, n: int) -> dict:
             return memory.get(f"{key}@{n}") or {}
 
-        small, large = at("veil", 1_000_000), at("veil", largest)
+        small, large = at("veil_verify", 1_000_000), at("veil_verify", largest)
         values["veil peak RSS 10M / 1M rows"] = (
             ratio(large.get("peak_rss_mb"), small.get("peak_rss_mb")),
             f"--memory-check, 1 worker, {largest:,} vs 1,000,000 rows, single runs",
         )
         values["veil 2 workers / 1 worker, 4M"] = (
-            ratio(at("veil_2w", scaling).get("records_per_s"), at("veil", scaling).get("records_per_s")),
+            ratio(at("veil_2w", scaling).get("records_per_s"), at("veil_verify", scaling).get("records_per_s")),
             f"--memory-check, {scaling:,} rows, single runs",
         )
     else:
@@ -522,11 +543,17 @@ def ratios_and_targets(outcomes: dict[str, Outcome], micro_results: dict | None,
         }
         for name, (value, note) in values.items()
     }
+    targets["veil, verify on / limit"] = {
+        "value": ratio(verified, speed("limit")),
+        "target": "-",
+        "verdict": "reference",
+        "on": f"{rows:,} rows, records/s: veil run as by default, checking each view (work the limit does not do)",
+    }
     targets["veil / veil engine (no Beam)"] = {
         "value": beam_cost,
         "target": "-",
         "verdict": "reference",
-        "on": f"{rows:,} rows: what Beam (and veil run's staging and manifest) cost",
+        "on": f"{rows:,} rows, --verify off: what Beam (and veil run's staging and manifest) cost",
     }
     return targets
 
@@ -592,7 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="input rows (default 1,000,000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each contender; the median counts")
     parser.add_argument(
-        "--contenders", default="veil,veil_2w,limit,engine,naive,presidio", help="comma-separated subset"
+        "--contenders",
+        default="veil,veil_verify,veil_2w,limit,engine,naive,presidio",
+        help="comma-separated subset (veil, which runs --verify off, brings veil_verify, which runs verify on)",
     )
     parser.add_argument("--micro-values", type=int, default=100_000, help="values per micro-benchmark")
     parser.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
@@ -634,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
     started = machine()
 
     wanted = args.contenders.split(",")
+    if "veil" in wanted and "veil_verify" not in wanted:  # the ratio with verification is always shown beside
+        wanted.insert(wanted.index("veil") + 1, "veil_verify")
     outcomes = {c.key: Outcome(c) for c in contenders(data, keyset) if c.key in wanted}
     if "presidio" in outcomes:
         outcomes["presidio"].skipped = presidio_missing()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-CONTENDERS = ("veil", "veil_2w", "limit", "engine", "naive", "presidio")
+CONTENDERS = ("veil", "veil_verify", "veil_2w", "limit", "engine", "naive", "presidio")
 
 
 def test_harness_runs_every_contender_on_1000_rows(tmp_path):
@@ -38,6 +38,9 @@ def test_harness_runs_every_contender_on_1000_rows(tmp_path):
     speed_ups = {"veil 2 workers / 1 worker, 1M", "veil 2 workers / 1 worker, 4M", "veil peak RSS 10M / 1M rows"}
     assert {"veil / limit", "veil / naive Beam", "veil / Presidio", *speed_ups} <= set(doc["targets"])
     assert doc["targets"]["veil 2 workers / 1 worker, 1M"]["value"] > 0  # measured at --rows
+    assert doc["targets"]["veil, verify on / limit"]["value"] > 0  # the default run beside the like-for-like one
+    assert "byte-equal" in doc["contenders"]["veil_verify"]["output_check"]  # verification changes no output
+    assert re.search(r"^  veil, verify on / limit\s+[\d.]+\s+target -\s+reference", done.stdout, re.M)
     assert re.search(r"^load average \(1, 5, 15 min\) at start [\d.]+, [\d.]+, [\d.]+; at end ", done.stdout, re.M)
     assert doc["micro"]["ff1"]["us_per_value"]["encrypt_many (batched)"]["median"] > 0
     assert all(row["us_per_value"] > 0 and row["column_us"] > 0 for row in doc["micro"]["actions"]["actions"].values())
