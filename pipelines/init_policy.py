@@ -92,8 +92,9 @@ def policy_text(scan: InputScan, purpose: str, made: date | None = None) -> str:
     """The suggested policy's YAML for `purpose` (`made`: the date written in its header)."""
     made = made or date.today()
     lines = [
-        f"# Suggested by `veil init` for purpose '{purpose}' on {made}, from {scan.rows_sampled:,} sampled rows",
-        f"# of {scan.input}. Review every field before use: the detectors find only what they know",
+        f"# Suggested by `veil init` for purpose '{purpose}' on {made}, from {scan.rows_sampled:,} rows sampled",
+        f"# at random of the {scan.rows_read:,} rows of {scan.input}. Review every field before use: the detectors",
+        "# find only what they know",
         "# (names outside their lists, postal addresses and free-form identifiers are not detected).",
         "version: 1",
         f"purpose: {purpose}",

@@ -1,4 +1,7 @@
-"""`veil scan`: read a sample of an input through `veil run`'s readers and scan every column.
+"""`veil scan`: a uniform random sample of an input, read through `veil run`'s readers, and every column scanned.
+
+The whole input is read (every file, every row group), on this process and one batch at a
+time: the sample (`transforms/sample.py`) holds at most its own rows and one batch.
 
 The figures (`transforms/detect/scan.py`) and the suggested actions (`transforms/detect/suggest.py`)
 never hold a value of the data; neither does the JSON document made here.
@@ -10,9 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from veil.transforms.detect import DEFAULT_REGIONS
 from veil.transforms.detect.scan import ColumnScan, scan_table
 from veil.transforms.detect.suggest import Suggestion, suggest_all
-from veil.transforms.io import format_of, match_inputs, read_head, read_schema
+from veil.transforms.io import format_of, match_inputs, read_file, read_schema
+from veil.transforms.sample import RowSample
 
 DEFAULT_SAMPLE = 10_000
 
@@ -23,9 +28,11 @@ class InputScan:
 
     Attributes:
         input: the input as given (a path, folder or glob).
-        rows_sampled: the rows read (the first ones, in file order).
+        rows_sampled: the rows sampled: min(sample size, rows_read), drawn uniformly at random.
+        rows_read: the rows of the whole input.
         schema: the input's schema, as `veil run` reads it.
         columns: one `ColumnScan` per column, in schema order.
+        regions: the phone regions national numbers were read in.
         subject: the column chosen as the data subject, if any.
         suggestions: column name -> its suggested action.
         sample: the sampled rows themselves, for figures computed later over them (consent
@@ -34,6 +41,8 @@ class InputScan:
 
     input: str
     rows_sampled: int
+    rows_read: int
+    regions: tuple[str, ...]
     schema: pa.Schema
     columns: list[ColumnScan]
     subject: str | None
@@ -41,8 +50,20 @@ class InputScan:
     sample: pa.Table
 
 
-def scan_input(pattern: str, sample: int = DEFAULT_SAMPLE, at: date | None = None) -> InputScan:
-    """Scan the first `sample` rows of the input `pattern` names (`at`: the date age bands count on).
+def scan_input(
+    pattern: str,
+    sample: int = DEFAULT_SAMPLE,
+    at: date | None = None,
+    *,
+    regions: tuple[str, ...] = DEFAULT_REGIONS,
+    seed: int | None = 0,
+) -> InputScan:
+    """Scan a uniform random sample of `sample` rows of the input `pattern` names.
+
+    Args:
+        at: the date age bands count on (default today).
+        regions: the phone regions national numbers are read in (checked by the caller).
+        seed: seeds the sample (the same seed over the same input gives the same rows).
 
     Raises:
         InputError: the input matches no file, or a file cannot be read.
@@ -50,16 +71,22 @@ def scan_input(pattern: str, sample: int = DEFAULT_SAMPLE, at: date | None = Non
     files = match_inputs(pattern)
     fmt = format_of(files[0])
     schema = read_schema(files, fmt)
-    table = read_head(files, fmt, schema, sample)
-    columns = scan_table(table)
-    subject, suggestions = suggest_all(columns, at or date.today())
-    return InputScan(pattern, table.num_rows, schema, columns, subject, suggestions, table)
+    drawn = RowSample(sample, schema, seed)
+    for path in files:
+        for batch in read_file(path, fmt, schema):
+            drawn.add(batch)
+    table = drawn.table()
+    columns = scan_table(table, regions)
+    subject, suggestions = suggest_all(columns, at or date.today(), regions)
+    return InputScan(pattern, table.num_rows, drawn.rows_seen, regions, schema, columns, subject, suggestions, table)
 
 
 def scan_document(scan: InputScan) -> dict[str, Any]:
-    """The `--json` document: `{"rows_sampled": N, "columns": {NAME: {type, entities, free_text, suggested}}}`."""
+    """The `--json` document: `{"rows_sampled", "rows_read", "columns": {NAME: {type, entities, free_text,
+    suggested}}}` (see the README, Scan an input)."""
     return {
         "rows_sampled": scan.rows_sampled,
+        "rows_read": scan.rows_read,
         "columns": {
             column.name: {
                 "type": column.type,

@@ -6,7 +6,6 @@ it before any data moves, and every file is read with that one schema.
 """
 
 import io
-import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -464,37 +463,3 @@ class WriteBatches(beam.PTransform):
         else:
             lines, header = batches | "ToJsonl" >> beam.Map(_to_jsonl).with_output_types(str), None
         return lines | "WriteText" >> beam.io.WriteToText(self._prefix, file_name_suffix=suffix, header=header)
-
-
-def _head_batches(path: str, fmt: str, schema: pa.Schema, rows: int) -> Iterable[pa.RecordBatch]:
-    """At least the first `rows` rows of one file (or all of it) as batches, read with `veil run`'s parsers."""
-    if fmt == "csv":  # streamed: only the batches asked for are parsed
-        yield from _read_text_file(path, fmt, schema, schema.names)
-        return
-    with _open(path) as handle:
-        if fmt == "jsonl":
-            head = b"".join(itertools.islice(handle, rows))
-            yield from _conform(_read_jsonl(io.BytesIO(head), path, schema), schema, path)
-        elif fmt == "avro":
-            yield from avro.read_table(handle, path, schema.names, rows).to_batches(max_chunksize=ROWS_PER_BATCH)
-        else:
-            try:
-                yield from pq.ParquetFile(handle).iter_batches(batch_size=ROWS_PER_BATCH)
-            except (pa.ArrowException, OSError):
-                raise InputError(f"input {path} is not a readable Parquet file (corrupt or truncated?)") from None
-
-
-def read_head(files: list[str], fmt: str, schema: pa.Schema, rows: int) -> pa.Table:
-    """The first `rows` rows of `files` (in order) as one table of `schema`, on the driver: a sample to scan.
-
-    Raises:
-        InputError: a file cannot be read or does not fit `schema`.
-    """
-    batches, taken = [], 0
-    for path in files:
-        for batch in _head_batches(path, fmt, schema, rows - taken):
-            batches.extend(_conform(batch.slice(0, rows - taken), schema, path))
-            taken = sum(b.num_rows for b in batches)
-            if taken >= rows:
-                return pa.Table.from_batches(batches, schema=schema)
-    return pa.Table.from_batches(batches, schema=schema)

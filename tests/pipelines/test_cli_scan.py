@@ -4,6 +4,8 @@ import json
 import re
 from datetime import date, datetime
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -51,7 +53,8 @@ def test_scan_finds_the_personal_columns_and_writes_the_json_shape(customers, tm
     done = cli("scan", customers / f"customers.{suffix}", "--sample", 100, "--json", out)
     assert done.code == 0, done.err
     doc = json.loads(out.read_text())
-    assert set(doc) == {"rows_sampled", "columns"} and doc["rows_sampled"] == 100
+    assert set(doc) == {"rows_sampled", "rows_read", "columns"} and doc["rows_sampled"] == 100
+    assert doc["rows_read"] == ROWS
     columns = doc["columns"]
     assert list(columns) == pq.read_schema(customers / "customers.parquet").names
     for figures in columns.values():
@@ -173,3 +176,90 @@ def test_init_quotes_column_names_yaml_would_misread(tmp_path):
     fields = yaml.safe_load(policy.read_text())["fields"]
     assert list(fields) == ["e-mail address", "yes", "Straße", "2024", "a: b", "notes #1"]
     assert fields["e-mail address"]["action"] == "pseudonymize" and fields["notes #1"]["action"] == "scrub"
+
+
+def _orders(start: int, stop: int, note) -> pa.Table:
+    return pa.table({"order_id": [f"o-{i}" for i in range(start, stop)], "note": [note(i) for i in range(start, stop)]})
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_scan_samples_the_whole_input_not_its_first_rows(tmp_path, suffix):
+    """Emails sit only in the last 100 of 400 rows (the last Parquet row group; the second CSV file)."""
+    plain = _orders(0, 300, lambda i: "parcel left at the door")
+    personal = _orders(300, 400, lambda i: f"write to buyer{i}@example.org about it")
+    if suffix == "parquet":
+        pq.write_table(pa.concat_tables([plain, personal]), tmp_path / "orders.parquet", row_group_size=100)
+        source = tmp_path / "orders.parquet"
+    else:
+        (tmp_path / "orders").mkdir()
+        pa_csv.write_csv(plain, tmp_path / "orders" / "part-0.csv")
+        pa_csv.write_csv(personal, tmp_path / "orders" / "part-1.csv")
+        source = tmp_path / "orders"
+    out = tmp_path / "scan.json"
+    assert cli("scan", source, "--sample", 50, "--json", out).code == 0
+    doc = json.loads(out.read_text())
+    assert doc["rows_sampled"] == 50 and doc["rows_read"] == 400
+    share = doc["columns"]["note"]["entities"]["email"]  # a quarter of the rows: about 12 of 50 sampled
+    assert 0.05 < share < 0.6 and (share * 50).is_integer()
+    assert doc["columns"]["note"]["suggested"]["action"] == "scrub"
+    assert cli("scan", source, "--sample", 1000, "--json", out).code == 0  # a sample larger than the input
+    doc = json.loads(out.read_text())
+    assert doc["rows_sampled"] == doc["rows_read"] == 400 and doc["columns"]["note"]["entities"] == {"email": 0.25}
+
+
+def test_the_same_seed_samples_the_same_rows(tmp_path):
+    source = tmp_path / "orders.csv"
+    orders = _orders(0, 400, lambda i: f"write to buyer{i}@example.org" if i % 3 else "left at the door")
+    pa_csv.write_csv(orders, source)
+    shares = []
+    for seed in (5, 5, 6):
+        assert cli("scan", source, "--sample", 40, "--seed", seed, "--json", tmp_path / "s.json").code == 0
+        shares.append(json.loads((tmp_path / "s.json").read_text())["columns"]["note"]["entities"]["email"])
+    assert shares[0] == shares[1] and all(0.4 < share < 0.95 for share in shares)
+
+
+def _calls(tmp_path):
+    source = tmp_path / "calls.csv"  # Brazilian mobile numbers: valid in BR, in none of the default regions
+    pa_csv.write_csv(_orders(0, 40, lambda i: f"please call (11) 96123-45{i:02d} after lunch"), source)
+    return source
+
+
+def test_regions_choose_where_national_phone_numbers_are_found(tmp_path):
+    source, out = _calls(tmp_path), tmp_path / "scan.json"
+    assert cli("scan", source, "--json", out).code == 0
+    assert json.loads(out.read_text())["columns"]["note"]["entities"] == {}
+    done = cli("scan", source, "--regions", "br", "--json", out)
+    assert done.code == 0, done.err
+    doc = json.loads(out.read_text())
+    assert doc["columns"]["note"]["entities"] == {"phone": 1.0}
+    assert doc["columns"]["note"]["suggested"]["regions"] == ["BR"]
+
+
+def test_init_writes_the_regions_so_the_policy_scrubs_what_the_scan_found(tmp_path, keyset, monkeypatch):
+    monkeypatch.setenv("VEIL_KEYSET", keyset)
+    source, policy = _calls(tmp_path), tmp_path / "support.yaml"
+    done = cli("init", "--from", source, "--purpose", "support", "--regions", "BR,US", "--output", policy)
+    assert done.code == 0, done.err
+    assert yaml.safe_load(policy.read_text())["fields"]["note"]["regions"] == ["BR", "US"]
+    out = tmp_path / "view"
+    ran = cli("run", policy, "--input", source, "--output", out)
+    assert ran.code == 0, ran.err
+    notes = pq.read_table(next(out.glob("part-*.parquet"))).column("note").to_pylist()
+    assert len(notes) == 40 and set(notes) == {"please call [PHONE] after lunch"}
+
+
+def test_a_default_init_writes_no_regions(customers, tmp_path):
+    policy = tmp_path / "p.yaml"
+    assert cli("init", "--from", customers / "customers.parquet", "--purpose", "support", "--output", policy).code == 0
+    assert "regions" not in yaml.safe_load(policy.read_text())["fields"]["notes"]
+
+
+@pytest.mark.parametrize("command", ["scan", "init"])
+def test_an_unknown_region_is_one_error_line_naming_it(customers, tmp_path, command):
+    source = customers / "customers.parquet"
+    init = ["--from", source, "--purpose", "support", "--output", tmp_path / "p.yaml"]
+    args = [source] if command == "scan" else init
+    done = cli(command, *args, "--regions", "US,XX")
+    assert done.code == 2 and len(done.err.splitlines()) == 1, done.err
+    assert done.err.startswith("error: --regions: unknown phone region(s) XX;"), done.err  # US is known
+    assert cli(command, *args, "--regions", " , ").code == 2

@@ -12,9 +12,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from veil.transforms.avro import avro_schema
-from veil.transforms.io import ReadBatches, format_of, read_head, read_schema
+from veil.transforms.io import ReadBatches, format_of, read_file, read_schema
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import parse_policy
+from veil.transforms.sample import RowSample
 
 TABLE = pa.table(
     {
@@ -81,7 +82,7 @@ fields:
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", ".avro"])
-def test_read_head_reads_the_first_rows_over_files_in_order(tmp_path, suffix):
+def test_a_sample_read_through_read_file_draws_from_every_file(tmp_path, suffix):
     for number, part in enumerate((TABLE.slice(0, 2), TABLE.slice(2))):
         path = tmp_path / f"part-{number}{suffix}"
         if suffix == ".avro":
@@ -92,7 +93,17 @@ def test_read_head_reads_the_first_rows_over_files_in_order(tmp_path, suffix):
     files = sorted(str(p) for p in tmp_path.iterdir())
     fmt = format_of(files[0])
     schema = read_schema(files, fmt)
-    assert read_head(files, fmt, schema, 3).column("customer_id").to_pylist() == ["c-1", "c-2", "c-3"]
-    head = read_head(files, fmt, schema, 1)
-    assert head.schema == schema and head.to_pylist() == [read_head(files, fmt, schema, 10).to_pylist()[0]]
-    assert read_head(files, fmt, schema, 10).num_rows == 3
+
+    def sample(size: int, seed: int) -> pa.Table:
+        drawn = RowSample(size, schema, seed)
+        for path in files:
+            for batch in read_file(path, fmt, schema):
+                drawn.add(batch)
+        assert drawn.rows_seen == 3
+        return drawn.table()
+
+    everything = sample(10, 0)
+    assert everything.schema == schema and everything.column("customer_id").to_pylist() == ["c-1", "c-2", "c-3"]
+    drawn = {row["customer_id"] for seed in range(40) for row in sample(1, seed).to_pylist()}
+    assert drawn == {"c-1", "c-2", "c-3"}  # the second file's row is drawn too
+    assert sample(1, 7).to_pylist() == sample(1, 7).to_pylist()

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
@@ -28,6 +27,7 @@ from veil.transforms.actions.base import (
     string_type,
 )
 from veil.transforms.detect import DEFAULT_ENTITIES, DEFAULT_REGIONS, PREFILTERS, Entity, Span, find_entities
+from veil.transforms.detect.phone import check_regions
 
 Replacement = Literal["label", "pseudonym", "mask"]
 SCRUBBED = "scrubbed."
@@ -53,10 +53,7 @@ class ScrubParams(ActionParams):
     @field_validator("regions")
     @classmethod
     def _known_regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
-        if unknown:
-            raise ValueError(f"unknown phone region(s) {', '.join(unknown)}; use ISO 3166 codes such as US, GB, DE")
-        return regions
+        return check_regions(regions)
 
 
 def key_info(purpose: str) -> str:

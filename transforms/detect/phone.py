@@ -19,6 +19,18 @@ _NATIONAL_MAX_DIGITS = 13  # written without a country code, a longer number is 
 PREFILTER = r"\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d[ .\-/()]?\d"
 
 
+def check_regions(regions: tuple[str, ...]) -> tuple[str, ...]:
+    """`regions`, if every code is a phone region `phonenumbers` knows (the scrub policy and `veil scan` share it).
+
+    Raises:
+        ValueError: a code is unknown (the message names it).
+    """
+    unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(f"unknown phone region(s) {', '.join(unknown)}; use ISO 3166 codes such as US, GB, DE")
+    return regions
+
+
 def _number(candidate: str, regions: tuple[str, ...]) -> phonenumbers.PhoneNumber | None:
     """The parsed number if valid in a region (or possible, written with +/00); None otherwise."""
     international = candidate.startswith(("+", "00"))

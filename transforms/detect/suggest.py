@@ -11,7 +11,7 @@ that lets it out, always a protective one.
 | a zip or postal code, an age (by name) | quasi_identifier | generalize (3-character prefix; age bands) |
 | a gender (by name) | quasi_identifier | keep, counted in k-anonymity |
 | a consent list (by name) | consent | drop (read by the consent gate) |
-| text with entities in it | free_text | scrub them (label) |
+| text with entities in it | free_text | scrub them (label; the scan's phone regions if not the default) |
 | anything else, or a type the action cannot take | none | drop: the owner decides what to keep |
 
 (1) An entity's pseudonyms have a domain of their own (`email`, `phone`, ...), so equal values join
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from veil.transforms.detect.detectors import DEFAULT_ENTITIES, ENTITIES
+from veil.transforms.detect.detectors import DEFAULT_ENTITIES, DEFAULT_REGIONS, ENTITIES
 from veil.transforms.detect.hints import words_of
 from veil.transforms.detect.scan import WHOLE_SHARE, ColumnScan
 
@@ -161,7 +161,7 @@ def _quasi_identifier(column: ColumnScan) -> Suggestion | None:
     return None
 
 
-def _text(column: ColumnScan) -> Suggestion:
+def _text(column: ColumnScan, regions: tuple[str, ...]) -> Suggestion:
     if not column.entities:
         if column.free_text:
             return _drop("free text, nothing detected in the sample: dropped; scrub it if the purpose needs it")
@@ -169,14 +169,24 @@ def _text(column: ColumnScan) -> Suggestion:
     if column.kind != "string":
         return _drop(f"{_found(column)} of the values, in a {column.type} column that cannot be scrubbed: dropped")
     entities = [e for e in ENTITIES if e in DEFAULT_ENTITIES or e in column.entities]
-    settings = {"action": "scrub", "entities": entities, "replace": "label"}
+    settings: dict[str, Any] = {"action": "scrub", "entities": entities, "replace": "label"}
+    if regions != DEFAULT_REGIONS:  # scrub reads national phone numbers where the scan read them
+        settings["regions"] = list(regions)
     kind = "free text" if column.free_text else "text"
     why = "the detected spans replaced by labels; names outside the lists and addresses stay: review"
     return Suggestion(settings, "free_text", f"{kind} with personal data ({_found(column)}): scrubbed, {why}")
 
 
-def suggest(column: ColumnScan, *, subject: str | None, at: date) -> Suggestion:
-    """The suggested action for `column` (`subject`: the policy's subject field; `at`: the age bands' date)."""
+def suggest(
+    column: ColumnScan, *, subject: str | None, at: date, regions: tuple[str, ...] = DEFAULT_REGIONS
+) -> Suggestion:
+    """The suggested action for `column`.
+
+    Args:
+        subject: the policy's subject field.
+        at: the date age bands count on.
+        regions: the phone regions the scan read national numbers in (a `scrub` reads them too).
+    """
     if "consent" in column.hints:
         return _drop("consents (by its name): read by the consent gate, then dropped", "consent")
     if column.name == subject:
@@ -184,7 +194,7 @@ def suggest(column: ColumnScan, *, subject: str | None, at: date) -> Suggestion:
         return Suggestion(found.settings, "subject", found.reason)
     if column.values == 0:
         return _drop("no value in the sample (all null): dropped")
-    return _birth(column, at) or _identifier(column) or _quasi_identifier(column) or _text(column)
+    return _birth(column, at) or _identifier(column) or _quasi_identifier(column) or _text(column, regions)
 
 
 def choose_subject(columns: list[ColumnScan]) -> str | None:
@@ -195,7 +205,9 @@ def choose_subject(columns: list[ColumnScan]) -> str | None:
     return None
 
 
-def suggest_all(columns: list[ColumnScan], at: date) -> tuple[str | None, dict[str, Suggestion]]:
-    """(the subject field, column name -> its `Suggestion`) for a whole table."""
+def suggest_all(
+    columns: list[ColumnScan], at: date, regions: tuple[str, ...] = DEFAULT_REGIONS
+) -> tuple[str | None, dict[str, Suggestion]]:
+    """(the subject field, column name -> its `Suggestion`) for a whole table (`regions`: as `suggest`)."""
     subject = choose_subject(columns)
-    return subject, {column.name: suggest(column, subject=subject, at=at) for column in columns}
+    return subject, {column.name: suggest(column, subject=subject, at=at, regions=regions) for column in columns}
