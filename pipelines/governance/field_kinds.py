@@ -1,80 +1,57 @@
 """What a field looks like from its name and action: personal data, free text, a quasi-identifier.
 
 Static guesses for `veil lint` and `veil diff` (no data is read; `veil scan` looks at the data).
-A name is split into lower-case words at `_`, `-`, `.`, spaces and camelCase humps, so
-`customerEmail`, `e-mail` and `EMAIL_ADDR` all read as an email. Words match whole (`zip` is not
-`ip`); a few compounds (`dateofbirth`, `creditcard`) also match inside a word.
+Personal data and the quasi-identifiers the hints know (gender, age, zip, city, birth) are what
+`veil scan`'s column-name hints say (`transforms/detect/hints.py`, six languages): a name is
+split into lower-case words (`customerEmail`, `e-mail` and `EMAIL_ADDR` all read as an email),
+words match whole (`zip` is not `ip`) and a few compounds (`dateofbirth`, `creditcard`) inside
+a word. Other places and times (`country`, `lat`, `signup_ts`), and free text, are English words here.
 """
-
-import re
 
 from veil.pipelines.governance.exposure import readable
 from veil.transforms.actions.base import ActionParams
+from veil.transforms.detect.hints import column_hints, words_of
 
-_HUMPS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-
-# kind -> whole words, and compounds matched inside the joined name; the first kind that matches wins
+# hint -> the kind of personal data it names; the first in this order wins
 # (`email_address` is an email, `ip_address` an IP address)
-_PERSONAL: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    "an email address": (frozenset({"email", "mail", "emailaddress"}), ("email",)),
-    "a phone number": (
-        frozenset({"phone", "telephone", "tel", "mobile", "cell", "cellphone", "msisdn", "fax"}),
-        ("phonenumber", "phoneno"),
-    ),
-    "a person's name": (
-        frozenset({"surname", "firstname", "lastname", "fullname", "forename", "givenname", "familyname", "username"}),
-        ("firstname", "lastname", "fullname", "givenname", "familyname", "maidenname", "middlename"),
-    ),
-    "a birth date": (frozenset({"dob", "birth", "birthdate", "birthday", "born"}), ("dateofbirth", "birthdate")),
-    "a national identifier": (
-        frozenset({"ssn", "nino", "passport", "nationalid", "taxid", "tin", "sin"}),
-        ("socialsecurity", "nationalid", "passportno", "passportnumber"),
-    ),
-    "an IP address": (frozenset({"ip", "ipv4", "ipv6", "ipaddr", "ipaddress"}), ("ipaddress",)),
-    "a postal address": (frozenset({"address", "addr", "street"}), ("streetaddress", "postaladdress", "homeaddress")),
-    "a card number": (
-        frozenset({"card", "cardnumber", "creditcard", "pan", "ccnumber", "ccnum", "cvv"}),
-        ("creditcard", "cardnumber", "cardno"),
-    ),
-    "a bank account": (frozenset({"iban", "bic", "swift"}), ("bankaccount", "accountnumber", "iban")),
+_PERSONAL = {
+    "email": "an email address",
+    "phone": "a phone number",
+    "name": "a person's name",
+    "birth": "a birth date",
+    "ssn": "a national identifier",
+    "ip": "an IP address",
+    "address": "a postal address",
+    "card": "a card number",
+    "iban": "a bank account",
 }
-# words that make a `name` a person's: first_name, customer_name (not product_name)
-_PERSON_WORDS = frozenset(
-    {"first", "last", "full", "given", "family", "middle", "maiden", "user", "customer", "contact", "display", "nick"}
-)
 _FREE_TEXT = frozenset(
     {"note", "notes", "comment", "comments", "remark", "remarks", "message", "messages", "memo", "feedback"}
     | {"transcript", "freetext", "text", "body", "complaint", "chat", "narrative"}
 )
-_GENDER = frozenset({"gender", "sex"})
-_AGE = frozenset({"age", "ageband", "agegroup", "agerange"})
-_LOCATION = frozenset(
-    {"zip", "zipcode", "postcode", "postal", "postalcode", "city", "town", "county", "region", "state"}
-    | {"province", "district", "country", "location", "lat", "latitude", "lon", "lng", "longitude", "geohash"}
+# kind -> the hints that name it, and the words beyond them (places and times no hint names); first wins
+_QUASI: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
+    ("a gender", frozenset({"gender"}), frozenset()),
+    ("an age", frozenset({"age"}), frozenset({"ageband", "agegroup", "agerange"})),
+    (
+        "a location",
+        frozenset({"zip", "city"}),
+        frozenset({"county", "region", "state", "province", "district", "country", "location", "geohash"})
+        | {"lat", "latitude", "lon", "lng", "longitude"},
+    ),
+    ("a date", frozenset({"birth"}), frozenset({"date", "ts", "timestamp", "time", "datetime", "day"})),
 )
-_DATE = frozenset({"date", "dob", "birth", "birthday", "ts", "timestamp", "time", "datetime", "day"})
-
-
-def name_words(name: str) -> tuple[str, ...]:
-    """`customerEmail_v2` -> ("customer", "email", "v", "2")."""
-    return tuple(word.lower() for part in re.split(r"[^A-Za-z0-9]+", name) for word in _HUMPS.findall(part))
 
 
 def personal_data_kind(name: str) -> str | None:
     """What personal data a field's name suggests ("an email address"), or None."""
-    words = name_words(name)
-    joined = "".join(words)
-    for kind, (whole, compounds) in _PERSONAL.items():
-        if whole.intersection(words) or any(compound in joined for compound in compounds):
-            return kind
-    if words == ("name",) or any(w == "name" and i and words[i - 1] in _PERSON_WORDS for i, w in enumerate(words)):
-        return "a person's name"
-    return None
+    hints = column_hints(name)
+    return next((kind for hint, kind in _PERSONAL.items() if hint in hints), None)
 
 
 def looks_like_free_text(name: str) -> bool:
     """Whether a field's name suggests free text (notes, comments, messages), which can hold anything."""
-    return bool(_FREE_TEXT.intersection(name_words(name)))
+    return bool(_FREE_TEXT.intersection(words_of(name)))
 
 
 def quasi_identifier_kind(name: str, output: str, spec: ActionParams) -> str | None:
@@ -91,8 +68,9 @@ def quasi_identifier_kind(name: str, output: str, spec: ActionParams) -> str | N
         return "an age"
     if variant == "date":
         return "a generalized date"
-    words = set(name_words(name)) | set(name_words(output))
-    for kind, vocabulary in (("a gender", _GENDER), ("an age", _AGE), ("a location", _LOCATION), ("a date", _DATE)):
-        if vocabulary & words:
+    hints = set(column_hints(name)) | set(column_hints(output))
+    words = set(words_of(name)) | set(words_of(output))
+    for kind, named, vocabulary in _QUASI:
+        if named & hints or vocabulary & words:
             return kind
     return None

@@ -1,5 +1,8 @@
 """What a column's name says it holds (`email`, `dob`, `plz`, `nachname`, ...), in several languages.
 
+The one vocabulary of personal-data names: `veil scan` reads it, and so do `veil lint` and
+`veil diff` (`pipelines/governance/field_kinds.py`) for the fields a policy names.
+
 A name is split into words (`customerEmail`, `first_name`, `E-Mail-Adresse` -> `customer email`,
 `first name`, `e mail adresse`), accents folded (`Teléfono` -> `telefono`). A hint matches a
 whole word (`ip` in `client_ip`, never in `zip`) or, for the long compound stems German and
@@ -25,14 +28,17 @@ _HINTS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "phone": (
         frozenset(
             "phone tel telephone mobile cell cellphone fax telefon handy telefone portable movil telefono "
-            "cellulare telefoon mobiel gsm".split()
+            "cellulare telefoon mobiel gsm msisdn".split()
         ),
         ("phone", "telefon", "telefoon", "telefono", "handynummer", "mobilnummer"),
     ),
     "ssn": (
-        frozenset("ssn sin nino nir bsn dni nie nif nss insee steuerid".split()),
+        frozenset("ssn sin nino nir bsn dni nie nif nss insee steuerid passport taxid tin".split()),
         (
             "socialsecurity",
+            "nationalid",
+            "passportno",
+            "passportnumber",
             "sozialversicherung",
             "securitesociale",
             "seguridadsocial",
@@ -42,15 +48,18 @@ _HINTS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
         ),
     ),  # fmt: skip
     "card": (
-        frozenset("card cc pan karte carte tarjeta carta kaart creditcard".split()),
-        ("creditcard", "cardnumber", "kreditkarte", "kartennummer", "cartebancaire", "cartedecredit"),
+        frozenset("card cc pan karte carte tarjeta carta kaart creditcard ccnumber ccnum cvv".split()),
+        ("creditcard", "cardnumber", "cardno", "kreditkarte", "kartennummer", "cartebancaire", "cartedecredit"),
     ),
-    "iban": (frozenset({"iban"}), ("iban", "kontonummer", "accountnumber", "bankaccount", "rekeningnummer")),
+    "iban": (
+        frozenset({"iban", "bic", "swift"}),
+        ("iban", "kontonummer", "accountnumber", "bankaccount", "rekeningnummer"),
+    ),
     "ip": (frozenset("ip ipv4 ipv6 ipaddr".split()), ("ipaddress", "ipadresse", "ipadres", "ipaddr")),
     "name": (
         frozenset(
             "firstname lastname surname forename fullname givenname familyname vorname nachname familienname "
-            "prenom apellido apellidos cognome voornaam achternaam tussenvoegsel".split()
+            "prenom apellido apellidos cognome voornaam achternaam tussenvoegsel username".split()
         ),
         (
             "firstname",
@@ -66,6 +75,7 @@ _HINTS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
             "voornaam",
             "achternaam",
             "maidenname",
+            "middlename",
             "nickname",
         ),
     ),  # fmt: skip
