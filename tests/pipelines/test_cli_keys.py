@@ -1,6 +1,5 @@
 """`veil keys ...`: init, rotate, list, disable, enable, destroy; exit codes, messages, and no key material."""
 
-import base64
 import json
 import re
 import sys
@@ -8,6 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from helpers import assert_no_secret
 
 from veil.keys import keyset as keyset_module
 from veil.keys import kms
@@ -51,16 +51,6 @@ def veil(capsys):
 
 def _statuses(path: str) -> dict[int, str]:
     return {k["version"]: k["status"] for k in json.loads(Path(path).read_text())["keys"]}
-
-
-def _secret_forms(secret: bytes) -> list[str]:
-    return [secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode()]
-
-
-def _assert_no_secret(text: str, *secrets: bytes) -> None:
-    for secret in secrets:
-        for form in _secret_forms(secret):
-            assert form not in text
 
 
 def _table_rows(out: str) -> dict[str, str]:
@@ -240,5 +230,5 @@ def test_no_key_material_appears_in_any_output(veil, tmp_path, master_key, monke
     assert _statuses(path) == {1: "destroyed", 2: "enabled", 3: "enabled"}
     assert [run.code for run in veil.runs] == [0, 0, 0, 0, 0, 0, 0, 2, 0, 2, 2, 0]
     for run in veil.runs:
-        _assert_no_secret(run.raw, master_key, *roots.values())
+        assert_no_secret(run.raw, master_key, *roots.values())
         assert not any(w in run.raw for w in wrapped)
