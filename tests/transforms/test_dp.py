@@ -1,5 +1,6 @@
 """DPAggregates on Beam: accuracy with a large epsilon, the noise's spread against the stddev
-PipelineDP reports, private group selection, contribution bounding, and no row ever out.
+PipelineDP reports, Gaussian noise against the analytic Gaussian mechanism's sigma, private
+group selection, contribution bounding, and no row ever out.
 
 Two pipelines (one per epsilon) compute every table the tests read; expectations are computed
 here from the data and the documented settings, not from veil's code.
@@ -47,6 +48,21 @@ aggregates:
     - {{name: first, group_by: [country], metrics: [count], public_groups: {PUBLIC}}}
     - {{name: second, group_by: [country], metrics: [count], public_groups: {PUBLIC}}}
     - {{name: selected, group_by: [country], metrics: [count]}}
+"""
+)
+GAUSSIAN_GROUPS = 2000  # public groups of the Gaussian test: 2,000 draws of its noise
+GAUSSIAN_L0 = 4  # max_groups_per_unit: L2 sensitivity sqrt(4) * 1 = 2 (L1 would be 4)
+GAUSSIAN = (
+    FIELDS.replace("  income: {action: keep}\n", "")
+    + f"""
+aggregates:
+  privacy_unit: customer_id
+  epsilon: 1.0
+  delta: 1.0e-5
+  noise: gaussian
+  tables:
+    - {{name: counts, group_by: [country], metrics: [count], max_groups_per_unit: {GAUSSIAN_L0},
+       public_groups: {json.dumps([f"g{i}" for i in range(GAUSSIAN_GROUPS)])}}}
 """
 )
 BIG, TINY = 400, 3  # privacy units in the two groups selected privately
@@ -99,6 +115,12 @@ def noisy(tmp_path_factory):
     rows = [(f"u{g}-{u}", f"g{g}", 1) for g in range(GROUPS) for u in range(UNITS_PER_GROUP)]
     rows += [(f"big{u}", "big", 1) for u in range(BIG)] + [(f"tiny{u}", "tiny", 1) for u in range(TINY)]
     return _run(NOISY, rows, tmp_path_factory.mktemp("noisy"))
+
+
+@pytest.fixture(scope="module")
+def gaussian(tmp_path_factory):
+    rows = [(f"u{g}-{u}", f"g{g}", 1) for g in range(GAUSSIAN_GROUPS) for u in range(UNITS_PER_GROUP)]
+    return _run(GAUSSIAN, rows, tmp_path_factory.mktemp("gaussian"))
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +203,56 @@ def test_the_noise_spread_matches_the_stddev_pipelinedp_reports(noisy, name):
     # [0.8, 1.2] is about 3.6 sd, so this fails by chance about once in 3,000 runs
     assert 0.8 < statistics.pstdev(noise) / reported < 1.2
     assert abs(statistics.fmean(noise)) < 4 * reported / math.sqrt(GROUPS)
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def analytic_gaussian_sigma(epsilon: float, delta: float, l2_sensitivity: float) -> float:
+    """The smallest sigma for which Gaussian noise is (epsilon, delta)-DP: the analytic Gaussian
+    mechanism (Balle and Wang 2018, Theorem 8), which PipelineDP's documentation names for its
+    Gaussian noise. Found by bisection on its delta(sigma), which falls as sigma grows."""
+
+    def delta_of(sigma: float) -> float:
+        a, b = l2_sensitivity / (2 * sigma), epsilon * sigma / l2_sensitivity
+        return _phi(a - b) - math.exp(epsilon) * _phi(-a - b)
+
+    low, high = 1e-6, 1e6
+    for _ in range(200):
+        low, high = (low, (low + high) / 2) if delta_of((low + high) / 2) <= delta else ((low + high) / 2, high)
+    return high
+
+
+def test_the_analytic_sigma_recount_is_right():
+    # the classic bound sqrt(2 ln(1.25 / delta)) / epsilon holds for epsilon < 1 and is looser
+    assert analytic_gaussian_sigma(0.5, 1e-5, 1.0) < math.sqrt(2 * math.log(1.25 / 1e-5)) / 0.5
+    assert analytic_gaussian_sigma(1.0, 1e-5, 2.0) == pytest.approx(2 * analytic_gaussian_sigma(1.0, 1e-5, 1.0))
+    assert analytic_gaussian_sigma(1.0, 1e-5, 1.0) == pytest.approx(3.7306, abs=1e-3)
+
+
+def test_gaussian_noise_reaches_pipelinedp_calibrated_to_the_l2_sensitivity(gaussian):
+    tables, result = gaussian
+    assert [(m["noise"], m["epsilon"], m["delta"]) for m in result.budget] == [("Gaussian", 1.0, 1.0e-5)]
+    assert "Gaussian mechanism" in result.explain["counts"] and "Laplace" not in result.explain["counts"]
+    (reported,) = {row["count_noise_stddev"] for row in tables["counts"]["rows"]}
+    expected = analytic_gaussian_sigma(1.0, 1.0e-5, math.sqrt(GAUSSIAN_L0))  # about 7.46; Laplace's: 4 * sqrt(2)
+    assert expected <= reported == pytest.approx(expected, rel=2e-3)  # python-dp rounds sigma up, never down
+
+
+def test_gaussian_noise_is_normal_with_the_reported_spread(gaussian):
+    tables, _ = gaussian
+    rows = tables["counts"]["rows"]
+    assert len(rows) == GAUSSIAN_GROUPS
+    (sigma,) = {row["count_noise_stddev"] for row in rows}
+    noise = [row["count"] - UNITS_PER_GROUP for row in rows]
+    # 2,000 draws: the sample stddev is within 1 +- 0.016 of sigma (1 sd); [0.9, 1.1] is 6 sd
+    assert 0.9 < statistics.pstdev(noise) / sigma < 1.1
+    assert abs(statistics.fmean(noise)) < 4 * sigma / math.sqrt(GAUSSIAN_GROUPS)
+    # the shape: 68.3% of normal draws fall within one sigma (sd 1.0%), 75.7% of Laplace draws of the
+    # same stddev; [0.645, 0.72] is 3.6 sd of the normal share either side
+    within = sum(abs(value) < sigma for value in noise) / len(noise)
+    assert 0.645 < within < 0.72
 
 
 def test_the_two_tables_draw_independent_noise(noisy):
