@@ -1,7 +1,7 @@
 """`veil scan`: a uniform random sample of an input, read through `veil run`'s readers, and every column scanned.
 
 The whole input is read (every file, every row group), on this process and one batch at a
-time: the sample (`transforms/sample.py`) holds at most its own rows and one batch.
+time: the sample (`transforms/sample.py`) holds at most twice its rows, beside one batch.
 
 The figures (`transforms/detect/scan.py`) and the suggested actions (`transforms/detect/suggest.py`)
 never hold a value of the data; neither does the JSON document made here.
@@ -13,10 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from veil.pipelines.job import open_input
 from veil.transforms.detect import DEFAULT_REGIONS
 from veil.transforms.detect.scan import ColumnScan, scan_table
 from veil.transforms.detect.suggest import Suggestion, suggest_all
-from veil.transforms.io import format_of, match_inputs, read_file, read_schema
+from veil.transforms.io import read_file
 from veil.transforms.sample import RowSample
 
 DEFAULT_SAMPLE = 10_000
@@ -66,14 +67,13 @@ def scan_input(
         seed: seeds the sample (the same seed over the same input gives the same rows).
 
     Raises:
-        InputError: the input matches no file, or a file cannot be read.
+        InputError: the input matches no file, mixes formats, or a file cannot be read.
     """
-    files = match_inputs(pattern)
-    fmt = format_of(files[0])
-    schema = read_schema(files, fmt)
+    source = open_input(pattern)
+    schema = source.schema
     drawn = RowSample(sample, schema, seed)
-    for path in files:
-        for batch in read_file(path, fmt, schema):
+    for path in source.files:
+        for batch in read_file(path, source.format, schema):
             drawn.add(batch)
     table = drawn.table()
     columns = scan_table(table, regions)

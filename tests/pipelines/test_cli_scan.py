@@ -98,6 +98,10 @@ def test_no_sampled_value_appears_in_the_output(customers, tmp_path, monkeypatch
 def test_scan_errors_are_one_line(tmp_path):
     done = cli("scan", tmp_path / "missing.parquet")
     assert done.code == 2 and done.err.startswith("error: input") and len(done.err.splitlines()) == 1
+    (tmp_path / "a.csv").write_text("country\nUS\n")  # every file is read now: formats must agree
+    pq.write_table(pa.table({"country": ["DE"]}), tmp_path / "b.parquet")
+    mixed = cli("scan", tmp_path)
+    assert mixed.code == 2 and "mixes formats" in mixed.err and len(mixed.err.splitlines()) == 1, mixed.err
 
 
 def test_the_value_check_sees_a_leak():
