@@ -96,7 +96,7 @@ def test_a_collected_element_comes_back_to_the_driver(tmp_path):
 
 
 @pytest.mark.parametrize("args", [[], ["--runner", "DirectRunner"], ["--direct_num_workers", "2"]])
-def test_a_local_run_goes_straight_to_the_fn_api_runner_without_type_checks(args):
+def test_a_local_run_goes_straight_to_the_fn_api_runner(args):
     from apache_beam.options.pipeline_options import PipelineOptions, TypeOptions
     from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 
@@ -105,9 +105,28 @@ def test_a_local_run_goes_straight_to_the_fn_api_runner_without_type_checks(args
     options = PipelineOptions(args)
     runner = local_runner(options)
     assert isinstance(runner, FnApiRunner)  # no Prism download attempt, no second check of every transform
-    assert options.view_as(TypeOptions).pipeline_type_check is False
+    assert options.view_as(TypeOptions).pipeline_type_check is True  # what gives PCollections their types
     seen_by_workers = runner._provision_info.provision_info.pipeline_options.fields
     assert seen_by_workers["beam:option:direct_num_workers:v1"].string_value == ("2" if "2" in args else "1")
+
+
+def test_a_local_run_gives_arrow_batches_the_arrow_coder(tmp_path):
+    """Declared element types are kept, so Beam sizes a batch by its nbytes instead of pickling it."""
+    import pyarrow as pa
+
+    from veil.transforms.beam import ArrowBatchCoder
+
+    out, seen = tmp_path / "out", {}
+    batch = pa.record_batch({"a": pa.array(["x", "y"])})
+
+    def build(pipeline: beam.Pipeline) -> None:
+        batches = pipeline | beam.Create([None]) | beam.Map(lambda _: batch).with_output_types(pa.RecordBatch)
+        seen["type"], seen["coder"] = batches.element_type, beam.coders.registry.get_coder(batches.element_type)
+        _ = batches | beam.Map(lambda b: b.num_rows)
+
+    with StagedJob([str(out)], overwrite=False) as job:
+        job.run(build, [])
+    assert seen["type"] is pa.RecordBatch and isinstance(seen["coder"], ArrowBatchCoder)
 
 
 @pytest.mark.parametrize("runner", ["DataflowRunner", "PrismRunner", "FnApiRunner"])
