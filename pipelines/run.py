@@ -26,6 +26,7 @@ from veil.transforms.io import ReadBatches, WriteBatches
 from veil.transforms.plan import Plan, compile_plan, declared_types, subject_gates
 from veil.transforms.policy import Policy, resolve_keyset
 from veil.transforms.tables import SUBJECT_KEY_SCHEMA, GateTables
+from veil.transforms.verification import VerifySpec
 from veil.transforms.verify import Verify
 
 
@@ -113,6 +114,9 @@ class RunJob:
         """Add the run's steps to `pipeline`: read, one view per policy, publish."""
         job, source, facts, releases, key_tables = self.job, self.source, [], [], {}
         needed = {name for view in self.views for name in view.plan.input_fields}
+        if self.verify != "off":  # verification compares a view with input fields it drops too
+            rows = [view.plan for view in self.views if view.plan.policy.aggregates is None]
+            needed.update(name for plan in rows for name in VerifySpec.of(plan).input_fields)
         batches = pipeline | "Read" >> ReadBatches(source.files, source.format, source.schema, sorted(needed) or None)
         for view in self.views:
             policy, staging = view.plan.policy, job.stage(view.folder)

@@ -3,9 +3,13 @@
 Two checks (README "Verification"):
 
 * raw values: an output cell (as text, at least `MIN_CHARS` characters) that equals a raw
-  value of the input field it derives from; how a field is compared follows its action's
-  `VerifyRule` (keyed hashes, a lookup of the policy's labels, or the encoding's format);
-  values that also occur in a kept input field are exempt (visible by the policy's choice);
+  value, and in free text a raw value inside a cell; how a field is compared follows its
+  action's `VerifyRule`: a label the policy spells is looked up among the raw values of every
+  input field that is not kept, a derived cell (mask, prefix, ff1) is compared by keyed hash
+  with its own field's raw values, an encoded cell must be in its encoding's format, and free
+  text (scrub, a kept field named as free text) is compared by keyed hash, whole and by spans
+  (`veil.transforms.inside_text`), with the raw values of every other input field that is not
+  kept; values that also occur in a kept input field are exempt (visible by the policy's choice);
 * patterns: the detectors over the output's string cells, entities the field's action is
   designed to produce excepted.
 
@@ -17,6 +21,7 @@ function: only hashes under a per-run key, counts and label positions.
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -26,6 +31,8 @@ import pyarrow.compute as pc
 from veil.keys.value_hash import ValueHasher
 from veil.transforms.actions.base import TextFormat, VerifyRule
 from veil.transforms.detect import DEFAULT_ENTITIES, DEFAULT_REGIONS, PREFILTERS, find_entities
+from veil.transforms.detect.hints import looks_like_free_text
+from veil.transforms.inside_text import normal_forms, spans
 from veil.transforms.plan import Plan
 from veil.transforms.registry import REGISTRY
 
@@ -46,6 +53,9 @@ class FieldCheck:
         entities: entities the pattern check counts in it (empty: not pattern-checked).
         regions: phone regions for the pattern check.
         visible: the field is kept as it is (`keep`): its findings are warnings.
+        against: the input fields whose raw values its cells are compared with (none: not
+            compared by value).
+        inside: free text: raw values are looked for inside its cells too (by spans).
     """
 
     output: str
@@ -55,6 +65,8 @@ class FieldCheck:
     entities: tuple[str, ...]
     regions: tuple[str, ...]
     visible: bool
+    against: tuple[str, ...] = ()
+    inside: bool = False
 
 
 def _merged(rules: list[VerifyRule]) -> VerifyRule:
@@ -68,7 +80,8 @@ def _merged(rules: list[VerifyRule]) -> VerifyRule:
     entities = tuple(dict.fromkeys(e for rule in rules for e in rule.entities))
     regions = tuple(dict.fromkeys(r for rule in rules for r in rule.regions))
     longest = None if any(rule.longest is None for rule in rules) else max(rule.longest or 0 for rule in rules)
-    return VerifyRule(raw, labels, rules[0].format, designed, entities, regions, longest)
+    text = any(rule.text for rule in rules)
+    return VerifyRule(raw, labels, rules[0].format, designed, entities, regions, longest, text)
 
 
 def _label_texts(values: tuple[Any, ...]) -> tuple[str, ...]:
@@ -95,28 +108,68 @@ class VerifySpec:
     @classmethod
     def of(cls, plan: Plan) -> "VerifySpec":
         """The checks of `plan`'s output fields."""
-        policy, checks = plan.policy, []
-        for op in plan.ops:
+        policy, ops = plan.policy, plan.ops
+        rules = []
+        for op in ops:
             levels = policy.levels_of(op.output) if plan.levels else (op.params,)
-            rule = _merged([REGISTRY[p.action].verify(p) for p in levels if p is not None])
+            rules.append(_merged([REGISTRY[p.action].verify(p) for p in levels if p is not None]))
+        kept = tuple(dict.fromkeys(op.source for op, rule in zip(ops, rules) if rule.raw == "visible"))
+        inputs = [(f.name, f.type) for f in plan.input_schema] if plan.input_schema is not None else []
+        if plan.input_schema is None:  # dict records: only the fields the policy writes are known
+            inputs = [(op.source, None) for op in ops]
+        consent = policy.consent.field if policy.consent else None  # purpose names, the policies' own words
+        others = tuple(name for name, kind in inputs if name not in kept and name != consent and _comparable(kind))
+        texts = tuple(name for name, kind in inputs if name in others and not _timed(kind))
+        checks = []
+        for op, rule in zip(ops, rules):
             string_out = op.output_type is None or _is_text(op.output_type)
             entities: tuple[str, ...] = ()
             if rule.designed is not None and string_out:
                 asked = dict.fromkeys([*DEFAULT_ENTITIES, *rule.entities])
                 entities = tuple(e for e in asked if e not in rule.designed)
             visible = rule.raw == "visible"
+            named = looks_like_free_text(op.source) or looks_like_free_text(op.output)
+            inside = rule.text and string_out and (named or not visible)
+            against: tuple[str, ...] = ()
+            if inside:
+                against = tuple(name for name in texts if name != op.source)
+            elif rule.raw == "labels":
+                against = others
+            elif rule.raw == "derived":
+                against = (op.source,)
             labels = _label_texts(rule.labels)
-            checks.append(
-                FieldCheck(op.output, op.source, rule, labels, entities, rule.regions or DEFAULT_REGIONS, visible)
-            )
-        kept = tuple(dict.fromkeys(c.source for c in checks if c.visible))
+            regions = rule.regions or DEFAULT_REGIONS
+            checks.append(FieldCheck(op.output, op.source, rule, labels, entities, regions, visible, against, inside))
         return cls(policy.purpose, tuple(checks), kept)
 
     @property
     def hashed(self) -> tuple[FieldCheck, ...]:
-        """Fields compared with their input by keyed hash (not those whose outputs are always too short)."""
+        """Fields compared with their own input field's values by keyed hash (not those whose outputs
+        are always too short)."""
         long_enough = (c for c in self.fields if c.rule.longest is None or c.rule.longest >= MIN_CHARS)
-        return tuple(c for c in long_enough if c.rule.raw == "derived")
+        return tuple(c for c in long_enough if c.rule.raw == "derived" and not c.inside)
+
+    @property
+    def inside(self) -> tuple[FieldCheck, ...]:
+        """Free-text fields: their cells, whole and by spans, are compared by keyed hash with the raw
+        values of the other input fields that are not kept."""
+        return tuple(c for c in self.fields if c.inside and c.against)
+
+    @property
+    def joined(self) -> tuple[FieldCheck, ...]:
+        """Fields whose cells' keyed hashes are joined with the input's (`join_shard`)."""
+        return (*self.hashed, *self.inside)
+
+    @property
+    def hashed_inputs(self) -> dict[str, bool]:
+        """Input fields whose values the input side hashes -> whether their normal forms too (for spans);
+        the kept fields among them are the exempt values."""
+        wanted: dict[str, bool] = {c.source: False for c in self.hashed}
+        for check in self.inside:
+            wanted.update(dict.fromkeys(check.against, True))
+        if wanted:
+            wanted.update(dict.fromkeys(self.kept_sources, bool(self.inside)))
+        return wanted
 
     @property
     def labelled(self) -> tuple[FieldCheck, ...]:
@@ -131,7 +184,7 @@ class VerifySpec:
     @property
     def raw_checked(self) -> tuple[str, ...]:
         """Output fields the raw-value check covers."""
-        compared = {c.output for c in (*self.hashed, *self.labelled, *self.encoded)}
+        compared = {c.output for c in (*self.joined, *self.labelled, *self.encoded)}
         return tuple(c.output for c in self.fields if c.output in compared)
 
     @property
@@ -141,13 +194,32 @@ class VerifySpec:
 
     @property
     def input_fields(self) -> tuple[str, ...]:
-        """Input fields the input side reads (none when no field is compared with its input)."""
-        compared = [c.source for c in (*self.hashed, *self.labelled)]
+        """Input fields the input side reads (none when no field is compared with the input)."""
+        compared = [name for c in (*self.joined, *self.labelled) for name in c.against]
         return tuple(dict.fromkeys([*compared, *self.kept_sources])) if compared else ()
 
 
 def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _comparable(kind: pa.DataType | None) -> bool:
+    """Whether values of `kind` are compared as text (not lists, structs, maps, bytes)."""
+    if kind is None:
+        return True
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return not (pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+
+
+def _timed(kind: pa.DataType | None) -> bool:
+    """Timestamps, times and durations: their text (ISO with microseconds and a zone) is not how
+    text writes them, so they are not looked for in free text."""
+    if kind is None:
+        return False
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_timestamp(kind) or pa.types.is_time(kind) or pa.types.is_duration(kind)
 
 
 def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array | None:
@@ -193,100 +265,173 @@ class Part:
 
     Attributes:
         raw: input field -> keyed hashes of its distinct values.
-        kept: keyed hashes of values of kept input fields.
-        out: output field -> (keyed hashes of its distinct cells, how many cells each).
+        normal: input field -> keyed hashes of the normal forms of its values that differ from
+            the values (`inside_text.normal_forms`), what spans of free text are compared with too.
+        kept: keyed hashes of values (and normal forms) of kept input fields.
+        out: output field -> (keyed hashes of its distinct cells, or of its cells' spans, and how
+            many cells each is, or is in).
     """
 
     raw: dict[str, np.ndarray] = field(default_factory=dict)
+    normal: dict[str, np.ndarray] = field(default_factory=dict)
     kept: list[np.ndarray] = field(default_factory=list)
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
 
 def input_parts(batch: pa.RecordBatch, spec: VerifySpec, hasher: ValueHasher) -> Iterator[tuple[int, Part]]:
-    """An input batch's keyed hashes, by shard: values of the hashed fields' sources and of kept fields."""
-    if not spec.hashed:
-        return
+    """An input batch's keyed hashes, by shard: the distinct values of the input fields compared by
+    hash (`VerifySpec.hashed_inputs`), each hashed once, with their normal forms where spans of free
+    text are compared with them."""
     parts: dict[int, Part] = {}
-    sources = dict.fromkeys(c.source for c in spec.hashed)
-    for name in (*sources, *spec.kept_sources):
+    kept = set(spec.kept_sources)
+    for name, normal in spec.hashed_inputs.items():
         texts = as_text(batch.column(name))
         if texts is None:
             continue
-        hashes = hasher.hash_array(pc.unique(_long_enough(texts)))
-        for shard, picked, _ in _shards(hashes):
-            part = parts.setdefault(shard, Part())
-            if name in sources:
-                part.raw[name] = picked
-            else:
-                part.kept.append(picked)
+        values = pc.unique(_long_enough(texts))
+        forms = [("raw", hasher.hash_array(values))]
+        if normal:
+            forms.append(("normal", hasher.hash_array(normal_forms(values))))
+        for form, hashes in forms:
+            for shard, picked, _ in _shards(hashes):
+                part = parts.setdefault(shard, Part())
+                if name in kept:
+                    part.kept.append(picked)
+                else:
+                    getattr(part, form)[name] = picked
     yield from parts.items()
 
 
 def output_parts(batch: pa.RecordBatch, spec: VerifySpec, hasher: ValueHasher) -> Iterator[tuple[int, Part]]:
-    """An output batch's keyed hashes of the hashed fields' cells (with their counts), by shard."""
+    """An output batch's keyed hashes, by shard, with their counts: the distinct cells of the fields
+    compared with their own input, and the distinct cells and spans of the free-text fields."""
     parts: dict[int, Part] = {}
-    for check in spec.hashed:
+    for check in spec.joined:
         texts = as_text(batch.column(check.output))
         if texts is None:
             continue
-        encoded = _long_enough(texts).dictionary_encode()
-        counts = np.bincount(encoded.indices.to_numpy(), minlength=len(encoded.dictionary)).astype(np.int64)
-        hashes = hasher.hash_array(encoded.dictionary)
+        hashes, counts = _text_hashes(texts, hasher) if check.inside else _cell_hashes(texts, hasher)
         for shard, picked, picked_counts in _shards(hashes, counts):
             parts.setdefault(shard, Part()).out.setdefault(check.output, []).append((picked, picked_counts))
     yield from parts.items()
 
 
+def _cell_hashes(texts: pa.Array, hasher: ValueHasher) -> tuple[np.ndarray, np.ndarray]:
+    """The keyed hashes of the distinct cells long enough to compare, and how many cells each."""
+    encoded = _long_enough(texts).dictionary_encode()
+    counts = np.bincount(encoded.indices.to_numpy(), minlength=len(encoded.dictionary)).astype(np.int64)
+    return hasher.hash_array(encoded.dictionary), counts
+
+
+def _text_hashes(texts: pa.Array, hasher: ValueHasher) -> tuple[np.ndarray, np.ndarray]:
+    """The keyed hashes of what a free-text field's cells are compared by: each cell whole (at least
+    `MIN_CHARS` characters) and its spans; with, for each, how many cells it is or is in (a span
+    found twice in one cell counts once)."""
+    encoded = texts.drop_null().dictionary_encode()
+    cells = encoded.dictionary
+    if not len(cells):
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    times = np.bincount(encoded.indices.to_numpy(), minlength=len(cells))
+    whole = np.flatnonzero(pc.greater_equal(pc.utf8_length(cells), MIN_CHARS).to_numpy(zero_copy_only=False))
+    found, owners = spans(cells)
+    distinct = pa.concat_arrays([cells.take(pa.array(whole)), found]).dictionary_encode()
+    size = len(distinct.dictionary)
+    if not size:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    pairs = np.unique(np.concatenate([whole, owners]) * size + distinct.indices.to_numpy())  # (cell, text) once
+    counts = np.bincount(pairs % size, weights=times[pairs // size], minlength=size).astype(np.int64)
+    return hasher.hash_array(distinct.dictionary), counts
+
+
 def join_shard(spec: VerifySpec, parts: Iterable[Part]) -> Counter:
-    """Raw-value findings of one shard: output cells whose hash is a raw value of their source
-    field and not a kept field's value. Returns `raw.<output field>` counts."""
+    """Raw-value findings of one shard: output cells (and spans of free text) whose hash is a raw
+    value of a field they are compared with (`FieldCheck.against`) and not a kept field's value.
+    Returns `raw.<output field>` counts: cells, and for free text (cell, value found) pairs."""
     raw: dict[str, list[np.ndarray]] = {}
+    normal: dict[str, list[np.ndarray]] = {}
     kept: list[np.ndarray] = []
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for part in parts:
         for name, hashes in part.raw.items():
             raw.setdefault(name, []).append(hashes)
+        for name, hashes in part.normal.items():
+            normal.setdefault(name, []).append(hashes)
         kept.extend(part.kept)
         for name, pairs in part.out.items():
             out.setdefault(name, []).extend(pairs)
     exempt = np.concatenate(kept) if kept else np.zeros(0, np.uint64)
     found: Counter = Counter()
-    for check in spec.hashed:
-        if check.output not in out or check.source not in raw:
+    for check in spec.joined:
+        if check.output not in out:
             continue
-        values = np.concatenate(raw[check.source])
-        if len(exempt):
-            values = values[~np.isin(values, exempt)]
+        sets = [raw.get(name, []) for name in check.against]
+        if check.inside:
+            sets += [normal.get(name, []) for name in check.against]
+        chunks = [hashes for chunk in sets for hashes in chunk]
+        if not chunks:
+            continue
+        values = np.concatenate(chunks)
         hashes = np.concatenate([h for h, _ in out[check.output]])  # one lookup per field and shard
         counts = np.concatenate([c for _, c in out[check.output]])
-        hits = int(counts[np.isin(hashes, values)].sum())
+        hit = np.isin(hashes, values)
+        if len(exempt) and hit.any():
+            hit[hit] = ~np.isin(hashes[hit], exempt)
+        hits = int(counts[hit].sum())
         if hits:
             found[f"raw.{check.output}"] += hits
     return found
 
 
 def input_counts(batch: pa.RecordBatch, spec: VerifySpec) -> Counter:
-    """Which policy labels are raw values of their field's source (`label.<field>.<i>`), or of a
-    kept field (`labelkept.<field>.<i>`), in one input batch (1 each: `Findings` keeps them as sets)."""
+    """Which policy labels are raw values of an input field they are compared with (`label.<field>.<i>`:
+    any field that is not kept), or of a kept field (`labelkept.<field>.<i>`), in one input batch (1
+    each: `Findings` keeps them as sets)."""
     found: Counter = Counter()
-    kept = [t for t in (as_text(batch.column(s)) for s in spec.kept_sources) if t is not None]
-    for check in spec.labelled:
-        labels = pa.array(list(check.labels), pa.string())
-        texts = as_text(batch.column(check.source))
-        for i in _labels_in(texts, labels) if texts is not None else ():
-            found[f"label.{check.output}.{i}"] = 1
-        for column in kept:
-            for i in _labels_in(column, labels):
-                found[f"labelkept.{check.output}.{i}"] = 1
+    if not spec.labelled:
+        return found
+    kept = set(spec.kept_sources)
+    for name in dict.fromkeys([*(f for c in spec.labelled for f in c.against), *spec.kept_sources]):
+        column = batch.column(name)
+        for check in spec.labelled:
+            fact = "labelkept" if name in kept else "label" if name in check.against else None
+            for i in _labels_in(column, check.labels) if fact else ():
+                found[f"{fact}.{check.output}.{i}"] = 1
     return found
 
 
-def _labels_in(texts: pa.Array, labels: pa.Array) -> list[int]:
-    """Positions of the `labels` that are among `texts` (a lookup in the small label set)."""
-    hits = texts.filter(pc.fill_null(pc.is_in(texts, value_set=labels), False))
+def _labels_in(column: pa.Array, labels: tuple[str, ...]) -> list[int]:
+    """Positions of the `labels` that are the text of some value of `column` (a lookup in the small
+    label set; a column that is not text is looked up in its own type, with the labels that are the
+    text of a value of that type, so it is never cast)."""
+    kind = column.type
+    if _is_text(kind) or pa.types.is_dictionary(kind):
+        column, positions = as_text(column), tuple(range(len(labels)))
+        value_set = pa.array(list(labels), column.type)
+    else:
+        value_set, positions = _labels_as(labels, kind)
+    if not len(value_set):
+        return []
+    hits = column.filter(pc.fill_null(pc.is_in(column, value_set=value_set), False))
     if not len(hits):
         return []
-    return [i for i in pc.index_in(pc.unique(hits), value_set=labels).to_pylist() if i is not None]
+    return [positions[i] for i in pc.index_in(pc.unique(hits), value_set=value_set).to_pylist() if i is not None]
+
+
+@lru_cache(maxsize=256)
+def _labels_as(labels: tuple[str, ...], kind: pa.DataType) -> tuple[pa.Array, tuple[int, ...]]:
+    """The labels that are the text (`as_text`) of a value of type `kind`, as such values, and their
+    positions among `labels` (`2024-01-31` is a date's; `18-24` no number's or date's)."""
+    values, positions = [], []
+    for i, label in enumerate(labels):
+        try:
+            value = pa.array([label], pa.string()).cast(kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            continue
+        text = as_text(value)
+        if text is not None and text.to_pylist() == [label]:
+            values.append(value)
+            positions.append(i)
+    return (pa.concat_arrays(values) if values else pa.array([], kind)), tuple(positions)
 
 
 def _prefilter(entities: tuple[str, ...]) -> str:

@@ -5,7 +5,8 @@ Personal data and the quasi-identifiers the hints know (gender, age, zip, city, 
 `veil scan`'s column-name hints say (`transforms/detect/hints.py`, six languages): a name is
 split into lower-case words (`customerEmail`, `e-mail` and `EMAIL_ADDR` all read as an email),
 words match whole (`zip` is not `ip`) and a few compounds (`dateofbirth`, `creditcard`) inside
-a word. Other places and times (`country`, `lat`, `signup_ts`), and free text, are English words here.
+a word; free text (`notes`, `comments`) too (`looks_like_free_text`). Other places and times
+(`country`, `lat`, `signup_ts`) are English words here.
 """
 
 from veil.pipelines.governance.exposure import readable
@@ -25,10 +26,6 @@ _PERSONAL = {
     "card": "a card number",
     "iban": "a bank account",
 }
-_FREE_TEXT = frozenset(
-    {"note", "notes", "comment", "comments", "remark", "remarks", "message", "messages", "memo", "feedback"}
-    | {"transcript", "freetext", "text", "body", "complaint", "chat", "narrative"}
-)
 # kind -> the hints that name it, and the words beyond them (places and times no hint names); first wins
 _QUASI: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
     ("a gender", frozenset({"gender"}), frozenset()),
@@ -47,11 +44,6 @@ def personal_data_kind(name: str) -> str | None:
     """What personal data a field's name suggests ("an email address"), or None."""
     hints = column_hints(name)
     return next((kind for hint, kind in _PERSONAL.items() if hint in hints), None)
-
-
-def looks_like_free_text(name: str) -> bool:
-    """Whether a field's name suggests free text (notes, comments, messages), which can hold anything."""
-    return bool(_FREE_TEXT.intersection(words_of(name)))
 
 
 def quasi_identifier_kind(name: str, output: str, spec: ActionParams) -> str | None:

@@ -13,8 +13,9 @@ from datetime import date, datetime, time
 from typing import Literal
 
 from veil.pipelines.governance.exposure import kept_raw
-from veil.pipelines.governance.field_kinds import looks_like_free_text, personal_data_kind, quasi_identifier_kind
+from veil.pipelines.governance.field_kinds import personal_data_kind, quasi_identifier_kind
 from veil.pipelines.governance.times import add_months
+from veil.transforms.detect.hints import looks_like_free_text
 from veil.transforms.policy import Policy
 from veil.transforms.registry import REGISTRY
 

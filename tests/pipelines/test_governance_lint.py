@@ -8,8 +8,9 @@ import pytest
 import yaml
 from helpers import cli
 
-from veil.pipelines.governance.field_kinds import looks_like_free_text, personal_data_kind
+from veil.pipelines.governance.field_kinds import personal_data_kind
 from veil.pipelines.governance.lint import RULES, lint_policy
+from veil.transforms.detect.hints import looks_like_free_text
 from veil.transforms.policy import load_policy, parse_policy
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

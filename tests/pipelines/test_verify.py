@@ -16,10 +16,12 @@ from helpers import cli
 
 from veil.keys import init_keyset
 from veil.transforms.detect import DEFAULT_ENTITIES, find_entities
+from veil.transforms.inside_text import MAX_CHARS, MAX_TOKENS, MIN_CHARS, TRIM
 
 ROWS = 40
 CARD = "4111 1111 1111 1111"  # Luhn-valid, a Visa test number
 NAMES = ["Angela", "Debra", "Ryan", "Mary", "Kenneth"]
+LAST = ["Lindqvist", "Okonkwo", "Baker", "Szymborska"]  # outside the detectors' name lists; Baker too short
 HEAD = """version: 1
 purpose: {purpose}
 subject: customer_id
@@ -35,6 +37,8 @@ def _note(i: int) -> str:
         return f"Paid with card {CARD} on the phone."
     if i % 4 == 1:
         return f"Wrote to user{i}@example.com about the refund."
+    if i % 8 == 2:  # what no detector finds: a customer id and a last name (of other rows too)
+        return f"Case of C{(i + 1):05d} ({LAST[i // 8 % len(LAST)]}) reopened."
     return "Asked about delivery times."
 
 
@@ -44,10 +48,12 @@ def _table() -> pa.Table:
             "customer_id": [f"C{i:05d}" for i in range(ROWS)],
             "email": [f"user{i}@example.com" for i in range(ROWS)],
             "first_name": [NAMES[i % len(NAMES)] for i in range(ROWS)],
+            "last_name": [LAST[i % len(LAST)] for i in range(ROWS)],
             "zip": [f"{10000 + i * 7}" for i in range(ROWS)],
             "country": ["Germany" if i % 3 else "Austria" for i in range(ROWS)],
             "notes": [_note(i) if i % 10 != 9 else None for i in range(ROWS)],
             "comment": ["see user3@example.com" if i == 5 else "fine" for i in range(ROWS)],
+            "summary": [f"Asked about delivery to {'Germany' if i % 3 else 'Austria'}." for i in range(ROWS)],
         }
     )
 
@@ -98,6 +104,7 @@ def recount_patterns(out: Path, field: str, skip: tuple[str, ...] = ()) -> dict[
 
 MISTAKES = """  email: {action: replace, value: user7@example.com}
   first_name: {action: generalize, map: {Angela: Angela, Debra: Debra, Ryan: someone}, other: someone}
+  last_name: {action: replace, value: C00007}
   notes: {action: scrub, entities: [email]}
   zip: {action: generalize, prefix: 5}
   country: {action: keep}
@@ -105,25 +112,62 @@ MISTAKES = """  email: {action: replace, value: user7@example.com}
 """
 
 
-def expected_mistakes(world: Path) -> dict:
-    """The findings of MISTAKES, recounted from the input with sets and loops."""
+def normal(value: str) -> str:
+    return " ".join(value.split()).strip(TRIM)
+
+
+def inside(cell: str) -> set[str]:
+    """What a free-text cell is compared by: itself (4 characters or more), and runs of its tokens."""
+    tokens = cell.split()
+    runs = {" ".join(tokens[i:j]).strip(TRIM) for i in range(len(tokens)) for j in range(i + 1, i + MAX_TOKENS + 1)}
+    return {run for run in runs if MIN_CHARS <= len(run) <= MAX_CHARS} | ({cell} if len(cell) >= 4 else set())
+
+
+def recount_text(out: Path, field: str, kept: set[str]) -> int:
+    """Raw values of the other fields not kept found in a free-text output field: (cell, value) pairs."""
+    rows = _table().to_pylist()
+    values = {r[f] for r in rows for f in r if f not in kept | {field} and r[f] and len(r[f]) >= 4}
+    exempt = {r[f] for r in rows for f in kept if r[f]}
+    values |= {normal(v) for v in values if MIN_CHARS <= len(normal(v)) <= MAX_CHARS}
+    exempt |= {normal(v) for v in exempt}
+    cells = pq.read_table(out).column(field).to_pylist()
+    return sum(len(inside(cell) & (values - exempt)) for cell in cells if cell is not None)
+
+
+def expected_mistakes(world: Path, warned: Path) -> dict:
+    """The findings of MISTAKES, recounted with sets and loops: whole cells from the input, the free
+    text from the scrubbed notes `warned` published."""
     table = _table().to_pylist()
     kept = {r["country"] for r in table} | {r["comment"] for r in table}
+    customers = {r["customer_id"] for r in table}
     raw_values = {
         "email": sum(1 for r in table if r["email"]) if "user7@example.com" not in kept else 0,  # every cell
         "first_name": sum(1 for r in table if r["first_name"] in ("Angela", "Debra")),  # mapped to themselves
+        "last_name": ROWS if "C00007" in customers - kept else 0,  # another field's value, in every cell
+        "notes": recount_text(warned, "notes", {"country", "comment"}),
         "zip": sum(1 for r in table if r["zip"] not in kept),  # prefix 5 of 5 digits: the value itself
+        "comment": recount_text(warned, "comment", {"country", "comment"}),  # kept: a warning
     }
-    return {"raw_values": raw_values}
+    return {"raw_values": {name: n for name, n in raw_values.items() if n}}
 
 
-def test_fail_mode_refuses_and_publishes_nothing(world):
+@pytest.fixture(scope="module")
+def warned(world):
+    out = world / "warned"
+    result = run(world, policy(world, "mistakes", MISTAKES), out, "--verify", "warn")
+    return out, result
+
+
+def test_fail_mode_refuses_and_publishes_nothing(world, warned):
     out = world / "refused"
     result = run(world, policy(world, "mistakes", MISTAKES), out)
     assert result.code == 2, result.err
     assert "nothing was published" in result.err and result.err.count("\n") == 1
-    for name, n in expected_mistakes(world)["raw_values"].items():
-        assert f"raw values in {name} ({n})" in result.err
+    expected = expected_mistakes(world, warned[0])["raw_values"]
+    assert expected["last_name"] == ROWS and expected["notes"] > 0  # across fields, inside the scrubbed text
+    for name, n in expected.items():
+        if name != "comment":
+            assert f"raw values in {name} ({n})" in result.err
     cards = sum(1 for i in range(ROWS) if i % 10 != 9 and i % 4 == 0)
     assert f"patterns in notes (card {cards})" in result.err
     assert "comment" not in result.err and "country" not in result.err  # kept fields: warnings only
@@ -131,16 +175,16 @@ def test_fail_mode_refuses_and_publishes_nothing(world):
     assert not (out / "_manifest.json").exists() and not list(out.glob("part-*"))
 
 
-def test_warn_mode_publishes_with_counts_equal_to_a_recount(world):
-    out = world / "warned"
-    result = run(world, policy(world, "mistakes", MISTAKES), out, "--verify", "warn")
+def test_warn_mode_publishes_with_counts_equal_to_a_recount(world, warned):
+    out, result = warned
     assert result.code == 0, result.err
     entry = manifest(out)["verify"]
     assert entry["mode"] == "warn"
-    assert entry["raw_values"] == expected_mistakes(world)["raw_values"]
+    assert entry["raw_values"] == expected_mistakes(world, out)["raw_values"]
     assert entry["patterns"]["notes"] == recount_patterns(out, "notes")
     assert entry["patterns"]["email"] == recount_patterns(out, "email")  # the replacement is an email
     assert entry["patterns"]["comment"] == {"email": 1}  # a kept field: a warning, not a refusal
+    assert entry["raw_values"]["comment"] == 1  # an email of the email field inside kept free text
     assert "comment" in entry["warnings"] and "comment" not in entry["refused"]
     assert entry["cells_checked"] > 0
     assert_no_value(json.dumps(entry), world)
@@ -149,7 +193,7 @@ def test_warn_mode_publishes_with_counts_equal_to_a_recount(world):
 
 CLEAN = """  email: {action: pseudonymize}
   first_name: {action: generalize, map: {Angela: A, Debra: D}, other: other}
-  notes: {action: scrub}
+  summary: {action: scrub}
   zip: {action: generalize, prefix: 3}
   country: {action: keep}
 """
@@ -167,10 +211,21 @@ def test_clean_run_records_zero_findings(clean):
     assert result.code == 0, result.err
     entry = manifest(out)["verify"]
     assert entry["mode"] == "fail" and entry["raw_values"] == {} and entry["patterns"] == {}
-    assert set(entry["checked"]["raw_values"]) == {"customer_key", "email", "first_name"}  # zip3: too short
-    assert "notes" in entry["checked"]["patterns"]
+    assert set(entry["checked"]["raw_values"]) == {"customer_key", "email", "first_name", "summary"}  # zip3: short
+    assert "summary" in entry["checked"]["patterns"]
+    assert recount_text(out, "summary", {"country"}) == 0  # the countries in it: a kept field's values
     assert entry["cells_checked"] > 0
     assert "clean: verified" in result.err and "no raw input values" in result.err
+
+
+def test_a_kept_value_in_text_is_exempt_and_only_then(world):
+    out = world / "unkept"
+    fields = CLEAN.replace("country: {action: keep}", "country: {action: drop}")
+    result = run(world, policy(world, "unkept", fields), out, "--verify", "warn")
+    assert result.code == 0, result.err
+    expected = recount_text(out, "summary", set())
+    assert expected == ROWS  # each summary names a country, a raw value of a field no longer kept
+    assert manifest(out)["verify"]["raw_values"] == {"summary": expected}
 
 
 def test_off_records_the_mode_only(world):
@@ -180,15 +235,14 @@ def test_off_records_the_mode_only(world):
     assert manifest(out)["verify"] == {"mode": "off"}
 
 
-def test_two_workers_count_as_one(world):
-    one, two = world / "one", world / "two"
+def test_two_workers_count_as_one(world, warned):
+    one, two = warned[0], world / "two"
     path = policy(world, "mistakes", MISTAKES)
-    assert run(world, path, one, "--verify", "warn").code == 0
     multi = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
     result = run(world, path, two, "--verify", "warn", *multi)
     assert result.code == 0, result.err
     first, second = manifest(one)["verify"], manifest(two)["verify"]
-    assert first == second and first["raw_values"]
+    assert first == second and first["raw_values"]["notes"]
 
 
 def test_format_preserving_tokens_are_not_card_findings(world):
@@ -210,7 +264,7 @@ def test_veil_verify_checks_an_existing_output(world, clean):
     result = cli("verify", out, "--input", world / "in.parquet", "--policy", path, "--json")
     assert result.code == 2 and "verification found" in result.err
     entry = json.loads(result.out)
-    assert entry["raw_values"] == expected_mistakes(world)["raw_values"]
+    assert entry["raw_values"] == expected_mistakes(world, out)["raw_values"]
     assert entry["patterns"]["notes"] == recount_patterns(out, "notes")
     assert_no_value(result.out + result.err, world)
     result = cli("verify", clean[0], "--input", world / "in.parquet", "--policy", world / "clean.yaml")

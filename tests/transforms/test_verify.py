@@ -59,7 +59,7 @@ def test_verify_counts_what_a_recount_counts(keyset, tmp_path):
         "email": {"email": ROWS},
         "notes": {"card": sum(1 for r in raw if CARD in r["notes"])},
     }
-    assert findings["checked"]["raw_values"] == ["email", "zip"]
+    assert findings["checked"]["raw_values"] == ["email", "zip", "notes"]  # notes: free text, looked inside
     assert findings["cells_checked"] == 3 * ROWS  # email, zip, notes (income is neither compared nor text)
 
 
@@ -87,7 +87,57 @@ def test_rules_follow_the_actions():
     assert rules["card"].rule.raw == "derived" and not rules["card"].entities  # ff1: card-shaped by design
     assert rules["notes"].visible and "card" in rules["notes"].entities
     assert rules["income"].rule.raw == "coincident"
-    assert spec.raw_checked == ("customer_id", "card", "email")
+    assert rules["notes"].inside and "notes" not in rules["notes"].against  # kept, and named as free text
+    assert rules["card"].against == ("card",)  # derived: its own field only
+    assert spec.raw_checked == ("customer_id", "card", "email", "notes")
+
+
+def texts_with_references() -> pa.Table:
+    """Notes that name a customer id (no detector finds one) and a reference of another row."""
+    notes = [
+        f"ticket {i:02d}: CUST{i:04d} reopened" if i % 3 == 0 else f"see R{(i + 1) % ROWS:05d}" for i in range(ROWS)
+    ]
+    data = table().set_column(0, "customer_id", pa.array([f"CUST{i:04d}" for i in range(ROWS)]))
+    return data.set_column(3, "notes", pa.array(notes)).append_column(
+        "ref", pa.array([f"R{i:05d}" for i in range(ROWS)])
+    )
+
+
+def recount_inside(rows: list[dict], text: str, kept: set[str]) -> int:
+    """Raw values (of fields not kept, other than `text`) found inside the `text` cells, the plain way:
+    runs of whitespace-separated tokens, punctuation stripped, at least 6 characters (once per cell)."""
+    from veil.transforms.inside_text import TRIM
+
+    values = {str(r[f]) for r in rows for f in r if f not in kept | {text} and len(str(r[f])) >= 4}
+    values -= {str(r[f]) for r in rows for f in kept}
+    found = 0
+    for row in rows:
+        tokens = row[text].split()
+        runs = {" ".join(tokens[i:j]).strip(TRIM) for i in range(len(tokens)) for j in range(i + 1, i + 7)}
+        found += len(values & ({run for run in runs if len(run) >= 6} | {row[text]}))
+    return found
+
+
+@pytest.mark.parametrize("ref", ["keep", "drop"])
+def test_verify_compares_across_fields_and_inside_text(keyset, tmp_path, ref):
+    fields = f"""  customer_id: {{action: pseudonymize}}
+  email: {{action: replace, value: CUST0005}}
+  zip: {{action: replace, value: "12000"}}
+  card: {{action: replace, value: "012000"}}
+  notes: {{action: scrub, entities: [email]}}
+  ref: {{action: {ref}}}
+"""
+    data = texts_with_references()
+    plan = compile_plan(policy(fields), data.schema)
+    findings = run_verify(plan, data.to_batches(max_chunksize=7), tmp_path, keyset=keyset)
+    rows = data.to_pylist()
+    kept = {"ref"} if ref == "keep" else set()
+    inside = recount_inside(rows, "notes", kept)
+    assert inside == sum(1 for i in range(ROWS) if i % 3 == 0) + (0 if kept else ROWS - ROWS // 3)
+    incomes = {str(r["income"]) for r in rows}  # an integer column: its values' decimal text
+    assert "12000" in incomes and "012000" not in incomes
+    # a label that is another field's raw value counts in every cell; the notes' ids and references inside
+    assert findings["raw_values"] == {"email": ROWS, "zip": ROWS, "notes": inside}
 
 
 def test_all_null_columns_and_empty_batches_count_nothing(keyset, tmp_path):

@@ -132,12 +132,14 @@ class VerifyRule:
             `coincident`: outputs are values of the input's own domain by design (bucket bounds,
             period starts, shifted dates, Faker surrogates, text without findings), so that one
             equals some other record's raw value is expected: not compared;
-            `labels`: outputs are among `labels`, texts the policy spells: raw values are
-            looked up in that small set;
+            `labels`: outputs are among `labels`, texts the policy spells: the raw values of
+            every input field that is not kept are looked up in that small set;
             `encoded`: keyed encodings; a cell must be in `format` (the encoding's alphabet,
             length and head), one that is not counts as a raw value;
             `derived`: text computed from the value and keeping some of it (mask, prefix, ff1):
-            compared by keyed hash with every raw value of the field.
+            compared by keyed hash with every raw value of the field (of that field only: a
+            cell that copies a whole value is its own field's value; one equal to another
+            field's value is part of a value or a token, equal by chance of the domains).
         labels: the values a `labels` output can take (compared as text).
         format: the shape of every cell of an `encoded` output.
         designed: entities the output is meant to look like, not counted by the pattern check;
@@ -146,6 +148,9 @@ class VerifyRule:
             field's own list), read with phone `regions` (default: the detectors').
         longest: the most characters an output can have (None: no bound); a `derived` output
             always shorter than the shortest compared value is not compared.
+        text: the output is free text (scrub, and keep of a field named as free text): raw
+            values of the other input fields that are not kept are looked for in its cells,
+            whole and inside (`veil.transforms.inside_text`).
     """
 
     raw: RawCheck = "derived"
@@ -155,6 +160,7 @@ class VerifyRule:
     entities: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     longest: int | None = None
+    text: bool = False
 
 
 DERIVED = VerifyRule()

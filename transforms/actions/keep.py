@@ -35,5 +35,5 @@ ACTION = Action(
     output_type=same_type,
     accepts=None,
     bind_arrow=_bind_arrow,
-    verify=lambda _params: VerifyRule("visible"),
+    verify=lambda _params: VerifyRule("visible", text=True),  # free text if its name says so (notes, comments)
 )

@@ -168,6 +168,7 @@ ACTION = Action(
     keyed=True,
     deterministic=False,  # equal texts scrub alike, but each row's spans are counted, so no per-batch memo
     bind_arrow=_bind_arrow,
-    # a text without findings stays as it was; the pattern check looks again for what it scrubs
-    verify=lambda params: VerifyRule("coincident", entities=params.entities, regions=params.regions),
+    # a text without findings stays as it was; the pattern check looks again for what it scrubs,
+    # and raw values of other fields are looked for inside it
+    verify=lambda params: VerifyRule("coincident", entities=params.entities, regions=params.regions, text=True),
 )

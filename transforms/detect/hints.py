@@ -1,7 +1,8 @@
 """What a column's name says it holds (`email`, `dob`, `plz`, `nachname`, ...), in several languages.
 
 The one vocabulary of personal-data names: `veil scan` reads it, and so do `veil lint` and
-`veil diff` (`pipelines/governance/field_kinds.py`) for the fields a policy names.
+`veil diff` (`pipelines/governance/field_kinds.py`) for the fields a policy names, and
+verification, which looks inside a kept field named as free text (`looks_like_free_text`).
 
 A name is split into words (`customerEmail`, `first_name`, `E-Mail-Adresse` -> `customer email`,
 `first name`, `e mail adresse`), accents folded (`Teléfono` -> `telefono`). A hint matches a
@@ -122,6 +123,10 @@ _SUBJECT_WORDS = frozenset(
 )
 _ID_STEMS = ("kundennummer", "kundennr", "kundenid", "klantnummer", "klantnr", "numeroclient", "numerocliente",
              "codicecliente", "customernumber", "clientnumber", "membernumber", "mitgliedsnummer")  # fmt: skip
+_FREE_TEXT = frozenset(
+    {"note", "notes", "comment", "comments", "remark", "remarks", "message", "messages", "memo", "feedback"}
+    | {"transcript", "freetext", "text", "body", "complaint", "chat", "narrative"}
+)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SPLIT = re.compile(r"[^a-z0-9]+")
 
@@ -146,3 +151,8 @@ def column_hints(column: str) -> tuple[str, ...]:
     if subject_id or words in (["id"], ["uid"], ["uuid"]) or any(stem in joined for stem in _ID_STEMS):
         found.insert(0, "id")
     return tuple(found)
+
+
+def looks_like_free_text(name: str) -> bool:
+    """Whether a field's name suggests free text (notes, comments, messages), which can hold anything."""
+    return bool(_FREE_TEXT.intersection(words_of(name)))
