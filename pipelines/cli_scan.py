@@ -57,7 +57,7 @@ def scan(
     input: Annotated[str, typer.Argument(help="Input file, folder or glob (.parquet, .csv, .jsonl, .avro).")],
     sample: Annotated[int, typer.Option("--sample", min=1, help=_SAMPLE_HELP)] = 10_000,
     regions: Annotated[str, typer.Option("--regions", help=_REGIONS_HELP)] = _DEFAULT_REGIONS,
-    seed: Annotated[int, typer.Option("--seed", help=_SEED_HELP)] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help=_SEED_HELP)] = 0,
     json_file: Annotated[Optional[str], typer.Option("--json", help="Also write the figures as JSON here.")] = None,
 ) -> None:
     """Find the columns and free text of an input that hold personal data (never printing a value)."""
@@ -95,7 +95,7 @@ def init(
     ] = None,
     sample: Annotated[int, typer.Option("--sample", min=1, help=_SAMPLE_HELP)] = 10_000,
     regions: Annotated[str, typer.Option("--regions", help=_REGIONS_HELP)] = _DEFAULT_REGIONS,
-    seed: Annotated[int, typer.Option("--seed", help=_SEED_HELP)] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help=_SEED_HELP)] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a suggested default-deny policy for a purpose from a scan of an input."""

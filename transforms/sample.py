@@ -22,8 +22,8 @@ class RowSample:
     Args:
         size: the rows to keep (at least 1).
         schema: the batches' schema (the sample's, also when nothing was added).
-        seed: seeds the random keys: a fixed seed gives a reproducible sample; None draws one
-            from the operating system.
+        seed: seeds the random keys (an integer >= 0): a fixed seed gives a reproducible sample;
+            None draws one from the operating system.
     """
 
     def __init__(self, size: int, schema: pa.Schema, seed: int | None = None):

@@ -220,6 +220,8 @@ def test_the_same_seed_samples_the_same_rows(tmp_path):
         assert cli("scan", source, "--sample", 40, "--seed", seed, "--json", tmp_path / "s.json").code == 0
         shares.append(json.loads((tmp_path / "s.json").read_text())["columns"]["note"]["entities"]["email"])
     assert shares[0] == shares[1] and all(0.4 < share < 0.95 for share in shares)
+    refused = cli("scan", source, "--seed", -1)  # numpy seeds are not negative
+    assert refused.code == 2 and "--seed" in refused.err
 
 
 def _calls(tmp_path):
