@@ -187,9 +187,8 @@ class _SanitizeTransform(beam.PTransform):
             gated = batches | "Gates" >> gates
             batches, new_keys = gated.records, gated.new_keys
             counts.append(gated.counts)
-        applied = batches | "Apply" >> beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_outputs(
-            DEAD_LETTERS, COUNTS, main="output"
-        )
+        apply = beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(pa.RecordBatch)
+        applied = batches | "Apply" >> apply.with_outputs(DEAD_LETTERS, COUNTS, main="output")
         counts.append(applied[COUNTS])
         if new_keys is None:
             new_keys = pipeline | "NoNewSubjectKeys" >> beam.Create([]).with_output_types(pa.RecordBatch)

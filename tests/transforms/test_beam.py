@@ -138,3 +138,14 @@ def test_arrow_batch_coder_round_trips_and_sizes_by_nbytes():
     coder = ArrowBatchCoder()
     assert coder.decode(coder.encode(batch)).equals(batch)
     assert coder.estimate_size(batch) == batch.nbytes
+
+
+def test_sanitized_batches_are_typed_so_they_get_the_arrow_coder(keyset):
+    """An untyped output would get Beam's pickling fallback coder (a sliced batch pickles its whole parent buffers)."""
+    with TestPipeline() as p:
+        batches = p | beam.Create([pa.RecordBatch.from_pylist(_records(), schema=SCHEMA)]).with_output_types(
+            pa.RecordBatch
+        )
+        out = (batches | SanitizeBatches(parse_policy(POLICY), schema=SCHEMA, keyset=keyset)).output
+        assert out.element_type is pa.RecordBatch
+        assert isinstance(beam.coders.registry.get_coder(out.element_type), ArrowBatchCoder)
