@@ -16,6 +16,7 @@ from apache_beam import pvalue
 from veil.errors import ConfigError, IntegrityError, KeyShreddedError
 from veil.keys import open_keyring
 from veil.transforms.actions.base import INTERNAL_PREFIX
+from veil.transforms.arrow_coder import ArrowBatchCoder
 from veil.transforms.audit import append_audit, audit_line
 from veil.transforms.counting import COUNTS, CountingFn, SumCounts, metrics_namespace
 from veil.transforms.engine import ROWS_PER_BATCH, BoundPlan, records_batch
@@ -34,31 +35,6 @@ __all__ = [
     "SanitizeResult",
     "metrics_namespace",
 ]
-
-
-class ArrowBatchCoder(beam.coders.Coder):
-    """Arrow IPC stream coder for RecordBatch elements, sized by `nbytes` (no pickling to size)."""
-
-    def encode(self, value: pa.RecordBatch) -> bytes:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, value.schema) as writer:
-            writer.write_batch(value)
-        return sink.getvalue().to_pybytes()
-
-    def decode(self, encoded: bytes) -> pa.RecordBatch:
-        return pa.ipc.open_stream(encoded).read_next_batch()
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def estimate_size(self, value: pa.RecordBatch) -> int:
-        return value.nbytes
-
-    def to_type_hint(self):
-        return pa.RecordBatch
-
-
-beam.coders.registry.register_coder(pa.RecordBatch, ArrowBatchCoder)
 
 
 DEAD_LETTERS = "dead_letters"
@@ -187,7 +163,8 @@ class _SanitizeTransform(beam.PTransform):
             gated = batches | "Gates" >> gates
             batches, new_keys = gated.records, gated.new_keys
             counts.append(gated.counts)
-        apply = beam.ParDo(self._fn).with_input_types(pa.RecordBatch).with_output_types(pa.RecordBatch)
+        apply = beam.ParDo(self._fn).with_input_types(pa.RecordBatch)
+        apply = apply.with_output_types(pa.RecordBatch, **{DEAD_LETTERS: dict[str, Any], COUNTS: dict[str, int]})
         applied = batches | "Apply" >> apply.with_outputs(DEAD_LETTERS, COUNTS, main="output")
         counts.append(applied[COUNTS])
         if new_keys is None:

@@ -22,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import InputError
 from veil.transforms import avro
+from veil.transforms.arrow_coder import ArrowTableCoder  # noqa: F401 (registers the Arrow coders)
 from veil.transforms.engine import BATCHES_PER_ROW_GROUP, ROWS_PER_BATCH
 from veil.transforms.file_ranges import ByteRange, ReadRanges, byte_ranges, parquet_source, read_range
 

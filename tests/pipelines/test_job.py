@@ -1,6 +1,7 @@
 """The staged-job skeleton every file job shares: check, stage, run, count, commit; nothing left on failure."""
 
 import json
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -136,3 +137,39 @@ def test_a_named_runner_is_left_to_beam(runner):
     from veil.pipelines.job import local_runner
 
     assert local_runner(PipelineOptions(["--runner", runner])) is None
+
+
+@pytest.mark.parametrize("verify", ["off", "fail"])
+def test_a_local_run_moves_arrow_data_with_the_arrow_coders_not_pickle(tmp_path, keyset, verify):
+    """Batches and tables between veil's steps are coded (and sized) as Arrow, never pickled."""
+    import pyarrow.parquet as pq
+    from apache_beam import coders
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.pipeline import PipelineVisitor
+
+    from veil.pipelines.job import local_runner
+    from veil.pipelines.run import RunJob
+    from veil.pipelines.synthetic import synthetic_customers
+    from veil.transforms.arrow_coder import ArrowBatchCoder, ArrowTableCoder
+    from veil.transforms.policy import load_policy
+
+    pq.write_table(synthetic_customers(20), tmp_path / "in.parquet")
+    policy = load_policy(Path(__file__).parents[2] / "bench" / "policy.yaml")
+    run = RunJob([policy], str(tmp_path / "in.parquet"), str(tmp_path / "out"), keyset=keyset, verify=verify)
+    found: dict[str, type] = {}
+
+    class Coders(PipelineVisitor):
+        def visit_transform(self, node):
+            for tag, pcoll in node.outputs.items():
+                if tag is None:
+                    found[node.full_label] = type(coders.registry.get_coder(pcoll.element_type))
+
+    with run.job:
+        options = PipelineOptions([])
+        pipeline = beam.Pipeline(runner=local_runner(options), options=options)
+        run.build(pipeline)
+        pipeline.visit(Coders())
+        run.job.discard()
+    assert found["Read/ReadParquet/Read"] is ArrowBatchCoder
+    assert found["Sanitize[analytics]/Apply/ParDo(_SanitizeFn)"] is ArrowBatchCoder
+    assert found["Write[analytics]/ToTable"] is ArrowTableCoder
