@@ -29,7 +29,7 @@ def test_harness_runs_every_contender_on_1000_rows(tmp_path):
             assert key == "presidio" and "presidio-anonymizer" in row["skipped"]
             assert re.search(rf"^{re.escape(row['label'])}\s+skipped", done.stdout, re.M)
             continue
-        assert row["records_per_s"] > 0 and row["wall_s"] > 0 and row["peak_rss_mb"] > 0
+        assert row["records_per_s"] > 0 and row["wall_s"] > 0 and row["peak_rss_mb"] > 0 and row["cpu_s"] > 0
         assert row["read"] == 1000 and 0 < row["written"] < 1000  # the consent gate drops some
         assert "MISMATCH" not in row["output_check"] and "NOT" not in row["output_check"]
         printed = re.search(rf"^{re.escape(row['label'])}\s+([\d,]+)\s", done.stdout, re.M)
