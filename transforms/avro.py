@@ -31,11 +31,11 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from veil.errors import InputError, OutputError
-from veil.transforms.file_ranges import ByteRange, ReadRanges, avro_source, read_range
+from veil.transforms.file_ranges import ByteRange, ReadRanges, avro_source, byte_ranges, read_range
 
 SUFFIX = ".avro"
 RECORD_NAME = "veil_view"
-READ_RANGE_BYTES = 16 << 20  # a unit of reading work, as for Parquet
+READ_RANGE_BYTES = 4 << 20  # a unit of reading work: many, so that every worker gets an even share
 _AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _PRIMITIVES = {
@@ -237,7 +237,10 @@ class ReadAvroBatches(beam.PTransform):
     def expand(self, pbegin):
         schema, rows = self._schema, self._rows
         return pbegin | "ReadAvro" >> ReadRanges(
-            self._files, READ_RANGE_BYTES, lambda part: batches_of(part, schema, rows), pa.RecordBatch
+            self._files,
+            lambda path: byte_ranges([path], READ_RANGE_BYTES),
+            lambda part: batches_of(part, schema, rows),
+            pa.RecordBatch,
         )
 
 

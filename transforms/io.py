@@ -24,7 +24,14 @@ from veil.errors import InputError
 from veil.transforms import avro
 from veil.transforms.arrow_coder import ArrowTableCoder  # noqa: F401 (registers the Arrow coders)
 from veil.transforms.engine import BATCHES_PER_ROW_GROUP, ROWS_PER_BATCH
-from veil.transforms.file_ranges import ByteRange, ReadRanges, byte_ranges, parquet_source, read_range
+from veil.transforms.file_ranges import (
+    ByteRange,
+    ReadRanges,
+    byte_ranges,
+    parquet_source,
+    read_range,
+    row_group_ranges,
+)
 
 FORMATS = {
     ".parquet": "parquet",
@@ -37,7 +44,7 @@ FORMATS = {
 }
 SUFFIX = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "avro": avro.SUFFIX}
 SCHEMA_SAMPLE_BYTES = 1 << 20
-PARQUET_RANGE_BYTES = 16 << 20  # a unit of reading work: enough of them for every worker to get a share
+PARQUET_MIN_RANGE_BYTES = 1 << 20  # a unit of reading work: a row group, or small ones together up to this
 
 
 def format_of(path: str) -> str:
@@ -347,9 +354,12 @@ class ReadBatches(beam.PTransform):
         schema = _project(full, columns)
         if self._fmt == "avro":  # byte ranges of every file, records gathered into batches
             return pbegin | "Avro" >> avro.ReadAvroBatches(self._files, schema, ROWS_PER_BATCH)
-        if self._fmt == "parquet":  # byte ranges of every file, spread over the workers
+        if self._fmt == "parquet":  # the row groups of every file, spread over the workers
             return pbegin | "ReadParquet" >> ReadRanges(
-                self._files, PARQUET_RANGE_BYTES, lambda part: _parquet_range(part, schema), pa.RecordBatch
+                self._files,
+                lambda path: row_group_ranges(path, PARQUET_MIN_RANGE_BYTES),
+                lambda part: _parquet_range(part, schema),
+                pa.RecordBatch,
             )
         fmt = self._fmt
         return (
