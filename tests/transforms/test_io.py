@@ -12,7 +12,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from veil.transforms.avro import avro_schema
-from veil.transforms.io import ReadBatches, format_of, read_file, read_schema
+from veil.transforms.engine import BATCHES_PER_ROW_GROUP
+from veil.transforms.io import ReadBatches, WriteBatches, format_of, read_file, read_schema
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import parse_policy
 from veil.transforms.sample import RowSample
@@ -107,3 +108,22 @@ def test_a_sample_read_through_read_file_draws_from_every_file(tmp_path, suffix)
     drawn = {row["customer_id"] for seed in range(40) for row in sample(1, seed).to_pylist()}
     assert drawn == {"c-1", "c-2", "c-3"}  # the second file's row is drawn too
     assert sample(1, 7).to_pylist() == sample(1, 7).to_pylist()
+
+
+def test_parquet_is_written_in_row_groups_of_many_batches_not_one_per_batch(tmp_path):
+    batches = [
+        pa.RecordBatch.from_pylist([{"n": i * 3 + j} for j in range(3)]) for i in range(2 * BATCHES_PER_ROW_GROUP)
+    ]
+    schema = batches[0].schema
+    with TestPipeline() as p:
+        _ = (
+            p
+            | beam.Create(batches).with_output_types(pa.RecordBatch)
+            | WriteBatches(str(tmp_path / "part"), "parquet", schema)
+        )
+    files = sorted(tmp_path.glob("part-*.parquet"))
+    groups = [
+        pq.ParquetFile(f).metadata.row_group(g).num_rows for f in files for g in range(pq.ParquetFile(f).num_row_groups)
+    ]
+    assert sum(groups) == 6 * BATCHES_PER_ROW_GROUP and len(groups) < len(batches)  # gathered batches: one group
+    assert sorted(pa.concat_tables(pq.read_table(f) for f in files)["n"].to_pylist()) == list(range(sum(groups)))
