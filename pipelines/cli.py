@@ -22,6 +22,7 @@ from veil.pipelines.cli_keys import keys_app
 from veil.pipelines.cli_review import register_review
 from veil.pipelines.cli_scan import register_scan
 from veil.pipelines.cli_verify import register_verify
+from veil.pipelines.startup import freeze_at_exit, import_beam
 from veil.pipelines.terminal import stderr_console, stdout_console
 
 app = typer.Typer(
@@ -150,6 +151,7 @@ def run(
     ] = "fail",
 ) -> None:
     """Run policies over an input: one protected view per policy, each with a _manifest.json."""
+    import_beam()
     from veil.pipelines.console import beam_chatter_hidden, run_with_progress, summary_table
     from veil.transforms.policy import load_policy
 
@@ -198,6 +200,7 @@ def detokenize(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous veil output.")] = False,
 ) -> None:
     """Restore tokenized and encrypted fields of a veil output (every use is audited)."""
+    import_beam()
     from veil.pipelines.console import beam_chatter_hidden
     from veil.pipelines.detokenize import detokenize_job
     from veil.transforms.policy import load_policy
@@ -335,6 +338,7 @@ def demo(
     out: Annotated[str, typer.Option("--out", help="Folder for the demo's input, keys and views.")] = "veil-demo",
 ) -> None:
     """Synthetic customers through the example policies (analytics, marketing, support), end to end."""
+    import_beam()
     from veil.pipelines.demo import run_demo
 
     run_demo(rows=rows, out=out, console=stdout_console())
@@ -413,4 +417,6 @@ def _fail(error: BaseException, message: str) -> int:
 
 def console_main() -> None:
     """`veil` console script."""
-    sys.exit(main())
+    code = main()
+    freeze_at_exit()
+    sys.exit(code)
