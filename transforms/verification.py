@@ -80,8 +80,8 @@ def _merged(rules: list[VerifyRule]) -> VerifyRule:
     entities = tuple(dict.fromkeys(e for rule in rules for e in rule.entities))
     regions = tuple(dict.fromkeys(r for rule in rules for r in rule.regions))
     longest = None if any(rule.longest is None for rule in rules) else max(rule.longest or 0 for rule in rules)
-    text = any(rule.text for rule in rules)
-    return VerifyRule(raw, labels, rules[0].format, designed, entities, regions, longest, text)
+    across, text = any(rule.across for rule in rules), any(rule.text for rule in rules)
+    return VerifyRule(raw, labels, rules[0].format, designed, entities, regions, longest, across, text)
 
 
 def _label_texts(values: tuple[Any, ...]) -> tuple[str, ...]:
@@ -133,9 +133,9 @@ class VerifySpec:
             against: tuple[str, ...] = ()
             if inside:
                 against = tuple(name for name in texts if name != op.source)
-            elif rule.raw == "labels":
+            elif rule.raw == "labels" and rule.across:
                 against = others
-            elif rule.raw == "derived":
+            elif rule.raw in ("labels", "derived"):
                 against = (op.source,)
             labels = _label_texts(rule.labels)
             regions = rule.regions or DEFAULT_REGIONS
@@ -403,18 +403,15 @@ def _labels_in(column: pa.Array, labels: tuple[str, ...]) -> list[int]:
     """Positions of the `labels` that are the text of some value of `column` (a lookup in the small
     label set; a column that is not text is looked up in its own type, with the labels that are the
     text of a value of that type, so it is never cast)."""
-    kind = column.type
-    if _is_text(kind) or pa.types.is_dictionary(kind):
-        column, positions = as_text(column), tuple(range(len(labels)))
-        value_set = pa.array(list(labels), column.type)
-    else:
-        value_set, positions = _labels_as(labels, kind)
+    if pa.types.is_dictionary(column.type):
+        column = as_text(column)
+    value_set, positions = _labels_as(labels, column.type)
     if not len(value_set):
         return []
-    hits = column.filter(pc.fill_null(pc.is_in(column, value_set=value_set), False))
-    if not len(hits):
+    found = pc.index_in(column, value_set=value_set)
+    if found.null_count == len(found):
         return []
-    return [positions[i] for i in pc.index_in(pc.unique(hits), value_set=value_set).to_pylist() if i is not None]
+    return [positions[i] for i in pc.unique(found.drop_null()).to_pylist()]
 
 
 @lru_cache(maxsize=256)

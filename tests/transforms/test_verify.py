@@ -90,6 +90,11 @@ def test_rules_follow_the_actions():
     assert rules["notes"].inside and "notes" not in rules["notes"].against  # kept, and named as free text
     assert rules["card"].against == ("card",)  # derived: its own field only
     assert spec.raw_checked == ("customer_id", "card", "email", "notes")
+    labels = "  income: {action: generalize, bins: [0, 20000]}\n  email: {action: replace, value: x@y.z}\n"
+    spec = VerifySpec.of(compile_plan(policy(labels), table().schema))
+    rules = {c.output: c for c in spec.fields}
+    assert rules["income"].against == ("income",)  # veil's bin labels: its own field only
+    assert set(rules["email"].against) == set(table().column_names)  # spelled in the policy: every field
 
 
 def texts_with_references() -> pa.Table:

@@ -132,8 +132,8 @@ class VerifyRule:
             `coincident`: outputs are values of the input's own domain by design (bucket bounds,
             period starts, shifted dates, Faker surrogates, text without findings), so that one
             equals some other record's raw value is expected: not compared;
-            `labels`: outputs are among `labels`, texts the policy spells: the raw values of
-            every input field that is not kept are looked up in that small set;
+            `labels`: outputs are among `labels`, a small set of texts: the raw values of the
+            field (of every input field that is not kept, with `across`) are looked up in it;
             `encoded`: keyed encodings; a cell must be in `format` (the encoding's alphabet,
             length and head), one that is not counts as a raw value;
             `derived`: text computed from the value and keeping some of it (mask, prefix, ff1):
@@ -148,6 +148,9 @@ class VerifyRule:
             field's own list), read with phone `regions` (default: the detectors').
         longest: the most characters an output can have (None: no bound); a `derived` output
             always shorter than the shortest compared value is not compared.
+        across: `labels` the policy spells as they are (a `replace` value, `map` targets),
+            which may have been copied from any column; bin labels veil writes from the
+            policy's edges (`18-24`) are compared with their own field only.
         text: the output is free text (scrub, and keep of a field named as free text): raw
             values of the other input fields that are not kept are looked for in its cells,
             whole and inside (`veil.transforms.inside_text`).
@@ -160,6 +163,7 @@ class VerifyRule:
     entities: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     longest: int | None = None
+    across: bool = False
     text: bool = False
 
 

@@ -471,13 +471,14 @@ ACCEPTS: dict[str, frozenset[Kind]] = {
 
 
 def _verify_rule(p: GeneralizeParams) -> VerifyRule:
-    """Labels the policy spells are a small set; bucket bounds and period starts are values of the
-    input's own domain (coincident); a prefix keeps part of the value (derived)."""
+    """Labels are a small set (a map's, spelled in the policy, may be copied from any column); bucket
+    bounds and period starts are values of the input's own domain (coincident); a prefix keeps part
+    of the value (derived)."""
     variant = p.variant
     if variant in ("bins", "age_bins"):
         return VerifyRule("labels", labels=tuple(bin_labels(p.bins or p.age_bins)))
     if variant == "map":
-        return VerifyRule("labels", labels=(*p.map.values(), *(() if p.other is None else (p.other,))))
+        return VerifyRule("labels", labels=(*p.map.values(), *(() if p.other is None else (p.other,))), across=True)
     if variant == "prefix":
         return VerifyRule("derived", longest=p.prefix)
     return VerifyRule("coincident")

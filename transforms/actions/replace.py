@@ -63,5 +63,5 @@ ACTION = Action(
     output_type=_output_type,
     accepts=None,
     bind_arrow=_bind_arrow,
-    verify=lambda params: VerifyRule("labels", labels=() if params.value is None else (params.value,)),
+    verify=lambda params: VerifyRule("labels", labels=() if params.value is None else (params.value,), across=True),
 )
