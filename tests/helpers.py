@@ -23,6 +23,7 @@ from veil.pipelines.cli import main
 from veil.transforms.columns import map_column
 from veil.transforms.counting import metrics_namespace
 from veil.transforms.enforce import EnforceKAnonymity
+from veil.transforms.inside_text import MAX_CHARS, MAX_TOKENS, MIN_CHARS, TRIM
 
 CHROMIUM = shutil.which("chromium")
 NO_CHROMIUM = "no chromium binary (CI installs Debian's chromium in .ci/run)"
@@ -160,3 +161,29 @@ def brute_force(records, key_of, level_counts, rules, *, sensitive=None, protect
         if best is None or candidate < best:
             best = candidate
     return None if best is None else (best[2], best[1])
+
+
+def text_places(cell: str) -> list[str]:
+    """What verification compares a free-text cell by, the plain way (README "Verification"): each run
+    of 1 to MAX_TOKENS whitespace-separated tokens that starts and ends at a token with a character
+    outside TRIM, joined by one space, TRIM stripped, of MIN_CHARS to MAX_CHARS characters (one per
+    place), and the cell itself (at least 4 characters) unless it is one of those runs."""
+    tokens = cell.split()
+    wordy = [any(ch not in TRIM for ch in token) for token in tokens]
+    ends = [(i, j) for i in range(len(tokens)) for j in range(i, min(i + MAX_TOKENS, len(tokens)))]
+    runs = [" ".join(tokens[i : j + 1]).strip(TRIM) for i, j in ends if wordy[i] and wordy[j]]
+    places = [run for run in runs if MIN_CHARS <= len(run) <= MAX_CHARS]
+    return places + ([cell] if len(cell) >= 4 and cell not in places else [])
+
+
+def normal_text(value: str) -> str:
+    """A raw value as a run of words: its tokens joined by one space, TRIM stripped."""
+    return " ".join(value.split()).strip(TRIM)
+
+
+def count_in_text(cells: list, values: set[str], exempt: set[str]) -> int:
+    """The places in `cells` (None skipped) holding one of `values` (or its word form, of MIN_CHARS
+    to MAX_CHARS characters) that is not one of `exempt` (nor its word form)."""
+    forms = values | {normal_text(v) for v in values if MIN_CHARS <= len(normal_text(v)) <= MAX_CHARS}
+    found = forms - exempt - {normal_text(v) for v in exempt}
+    return sum(place in found for cell in cells if cell is not None for place in text_places(cell))

@@ -67,9 +67,20 @@ def spans(cells: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pa.concat_arrays(found), np.concatenate(owners).astype(np.int64)
 
 
+def is_span(cells: pa.Array) -> pa.Array:
+    """Whether each of `cells` (strings, no nulls) is one of its own spans: in normal form, of at most
+    `MAX_TOKENS` tokens and `MIN_CHARS` to `MAX_CHARS` characters."""
+    short = pc.less(pc.count_substring(cells, " "), MAX_TOKENS)
+    return pc.and_(pc.and_(pc.equal(_normal(cells), cells), short), _fits(cells))
+
+
+def _normal(values: pa.Array) -> pa.Array:
+    return pc.utf8_trim(pc.binary_join(pc.utf8_split_whitespace(values), " "), TRIM)
+
+
 def normal_forms(values: pa.Array) -> pa.Array:
     """The normal forms (tokens joined by one space, `TRIM` trimmed) of those `values` (strings, no
     nulls) that differ from theirs and could be a span: what a span is compared with besides the
     values themselves."""
-    normal = pc.utf8_trim(pc.binary_join(pc.utf8_split_whitespace(values), " "), TRIM)
+    normal = _normal(values)
     return normal.filter(pc.and_(pc.not_equal(normal, values), _fits(normal)))

@@ -32,7 +32,7 @@ from veil.keys.value_hash import ValueHasher
 from veil.transforms.actions.base import TextFormat, VerifyRule
 from veil.transforms.detect import DEFAULT_ENTITIES, DEFAULT_REGIONS, PREFILTERS, find_entities
 from veil.transforms.detect.hints import looks_like_free_text
-from veil.transforms.inside_text import normal_forms, spans
+from veil.transforms.inside_text import is_span, normal_forms, spans
 from veil.transforms.plan import Plan
 from veil.transforms.registry import REGISTRY
 
@@ -324,29 +324,33 @@ def _cell_hashes(texts: pa.Array, hasher: ValueHasher) -> tuple[np.ndarray, np.n
 
 
 def _text_hashes(texts: pa.Array, hasher: ValueHasher) -> tuple[np.ndarray, np.ndarray]:
-    """The keyed hashes of what a free-text field's cells are compared by: each cell whole (at least
-    `MIN_CHARS` characters) and its spans; with, for each, how many cells it is or is in (a span
-    found twice in one cell counts once)."""
+    """The keyed hashes of what a free-text field's cells are compared by: their spans, and each cell
+    whole (at least `MIN_CHARS` characters) unless it is one of its own spans; with, for each, how
+    many places it is at (a span found twice in a cell is two places)."""
     encoded = texts.drop_null().dictionary_encode()
     cells = encoded.dictionary
     if not len(cells):
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
     times = np.bincount(encoded.indices.to_numpy(), minlength=len(cells))
-    whole = np.flatnonzero(pc.greater_equal(pc.utf8_length(cells), MIN_CHARS).to_numpy(zero_copy_only=False))
+    whole = np.flatnonzero(
+        pc.and_(pc.greater_equal(pc.utf8_length(cells), MIN_CHARS), pc.invert(is_span(cells))).to_numpy(
+            zero_copy_only=False
+        )
+    )
     found, owners = spans(cells)
     distinct = pa.concat_arrays([cells.take(pa.array(whole)), found]).dictionary_encode()
     size = len(distinct.dictionary)
     if not size:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    pairs = np.unique(np.concatenate([whole, owners]) * size + distinct.indices.to_numpy())  # (cell, text) once
-    counts = np.bincount(pairs % size, weights=times[pairs // size], minlength=size).astype(np.int64)
+    places = times[np.concatenate([whole, owners])]
+    counts = np.bincount(distinct.indices.to_numpy(), weights=places, minlength=size).astype(np.int64)
     return hasher.hash_array(distinct.dictionary), counts
 
 
 def join_shard(spec: VerifySpec, parts: Iterable[Part]) -> Counter:
     """Raw-value findings of one shard: output cells (and spans of free text) whose hash is a raw
     value of a field they are compared with (`FieldCheck.against`) and not a kept field's value.
-    Returns `raw.<output field>` counts: cells, and for free text (cell, value found) pairs."""
+    Returns `raw.<output field>` counts: cells, and for free text the places a value is found at."""
     raw: dict[str, list[np.ndarray]] = {}
     normal: dict[str, list[np.ndarray]] = {}
     kept: list[np.ndarray] = []

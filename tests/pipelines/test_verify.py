@@ -12,11 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import cli
+from helpers import cli, count_in_text
 
 from veil.keys import init_keyset
 from veil.transforms.detect import DEFAULT_ENTITIES, find_entities
-from veil.transforms.inside_text import MAX_CHARS, MAX_TOKENS, MIN_CHARS, TRIM
 
 ROWS = 40
 CARD = "4111 1111 1111 1111"  # Luhn-valid, a Visa test number
@@ -112,26 +111,12 @@ MISTAKES = """  email: {action: replace, value: user7@example.com}
 """
 
 
-def normal(value: str) -> str:
-    return " ".join(value.split()).strip(TRIM)
-
-
-def inside(cell: str) -> set[str]:
-    """What a free-text cell is compared by: itself (4 characters or more), and runs of its tokens."""
-    tokens = cell.split()
-    runs = {" ".join(tokens[i:j]).strip(TRIM) for i in range(len(tokens)) for j in range(i + 1, i + MAX_TOKENS + 1)}
-    return {run for run in runs if MIN_CHARS <= len(run) <= MAX_CHARS} | ({cell} if len(cell) >= 4 else set())
-
-
 def recount_text(out: Path, field: str, kept: set[str]) -> int:
-    """Raw values of the other fields not kept found in a free-text output field: (cell, value) pairs."""
+    """Raw values of the other fields not kept found in a free-text output field: the places."""
     rows = _table().to_pylist()
     values = {r[f] for r in rows for f in r if f not in kept | {field} and r[f] and len(r[f]) >= 4}
     exempt = {r[f] for r in rows for f in kept if r[f]}
-    values |= {normal(v) for v in values if MIN_CHARS <= len(normal(v)) <= MAX_CHARS}
-    exempt |= {normal(v) for v in exempt}
-    cells = pq.read_table(out).column(field).to_pylist()
-    return sum(len(inside(cell) & (values - exempt)) for cell in cells if cell is not None)
+    return count_in_text(pq.read_table(out).column(field).to_pylist(), values, exempt)
 
 
 def expected_mistakes(world: Path, warned: Path) -> dict:

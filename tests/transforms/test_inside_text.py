@@ -4,7 +4,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from veil.transforms.inside_text import MAX_CHARS, MAX_TOKENS, MIN_CHARS, TRIM, normal_forms, spans
+from veil.transforms.inside_text import MAX_CHARS, MAX_TOKENS, MIN_CHARS, TRIM, is_span, normal_forms, spans
 
 CELLS = [
     "Call Dr. Ann Lee-Smith, today",
@@ -54,6 +54,12 @@ def test_normal_forms_are_the_spans_a_value_would_be():
         normal = " ".join(value.split()).strip(TRIM)
         if MIN_CHARS <= len(normal) <= MAX_CHARS:
             assert normal in rule(f"see {value}, thanks")
+
+
+def test_a_cell_is_one_of_its_spans_only_in_normal_form():
+    cells = ["C00012", "Case of X9", " C00012", "C00012.", "a1 b2 c3 d4 e5 f6", "a1 b2 c3 d4 e5 f6 g7", "Ann  Lee"]
+    assert is_span(pa.array(cells)).to_pylist() == [cell in rule(cell) for cell in cells]
+    assert is_span(pa.array(cells)).to_pylist() == [True, True, False, False, True, False, False]
 
 
 @given(st.lists(st.text(alphabet=st.sampled_from("ab1 -.,(\n"), max_size=40), max_size=6))

@@ -6,6 +6,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
+from helpers import count_in_text
 
 import veil
 from veil.errors import DataRefusedError
@@ -109,18 +110,9 @@ def texts_with_references() -> pa.Table:
 
 
 def recount_inside(rows: list[dict], text: str, kept: set[str]) -> int:
-    """Raw values (of fields not kept, other than `text`) found inside the `text` cells, the plain way:
-    runs of whitespace-separated tokens, punctuation stripped, at least 6 characters (once per cell)."""
-    from veil.transforms.inside_text import TRIM
-
+    """Raw values (of fields not kept, other than `text`) found in the `text` cells: the places."""
     values = {str(r[f]) for r in rows for f in r if f not in kept | {text} and len(str(r[f])) >= 4}
-    values -= {str(r[f]) for r in rows for f in kept}
-    found = 0
-    for row in rows:
-        tokens = row[text].split()
-        runs = {" ".join(tokens[i:j]).strip(TRIM) for i in range(len(tokens)) for j in range(i + 1, i + 7)}
-        found += len(values & ({run for run in runs if len(run) >= 6} | {row[text]}))
-    return found
+    return count_in_text([r[text] for r in rows], values, {str(r[f]) for r in rows for f in kept})
 
 
 @pytest.mark.parametrize("ref", ["keep", "drop"])
