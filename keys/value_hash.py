@@ -21,7 +21,7 @@ for _kept in range(BLOCK + 1):
     _PREFIX_MASKS[_kept] = np.frombuffer(bytes([0xFF] * _kept + [0] * (BLOCK - _kept)), dtype=np.uint64)
 
 
-def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(start offsets, byte lengths, data bytes) of a string or binary array, without copying the data."""
     count = len(array)
     lengths = pc.binary_length(array).to_numpy(zero_copy_only=False)
@@ -64,7 +64,7 @@ class ValueHasher(_Unpicklable):
         count = len(array)
         if not count:
             return np.zeros(0, dtype=np.uint64)
-        starts, lengths, data = _string_buffers(array)
+        starts, lengths, data = string_buffers(array)
         windows = sliding_window_view(np.concatenate([data, np.zeros(BLOCK, dtype=np.uint8)]), BLOCK)
         blocks = (lengths + BLOCK - 1) // BLOCK
         order = np.argsort(-blocks.astype(np.int32), kind="stable")  # most blocks first: a shrinking prefix

@@ -28,13 +28,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from veil.keys.value_hash import ValueHasher
+from veil.keys.value_hash import ValueHasher, string_buffers
 from veil.transforms.actions.base import TextFormat, VerifyRule
 from veil.transforms.detect import DEFAULT_ENTITIES, DEFAULT_REGIONS, PREFILTERS, find_entities
 from veil.transforms.detect.hints import looks_like_free_text
 from veil.transforms.inside_text import is_span, normal_forms, spans
 from veil.transforms.plan import Plan
 from veil.transforms.registry import REGISTRY
+
+Columns = pa.RecordBatch | pa.Table  # one batch, or a group of batches as a table (chunked columns, no copy)
 
 MIN_CHARS = 4  # shorter raw values (a 3-digit zip prefix, "US") are not compared: too common to mean a leak
 SHARDS = 16  # keyed hashes are joined per shard: the top 4 bits of the hash
@@ -222,14 +224,13 @@ def _timed(kind: pa.DataType | None) -> bool:
     return pa.types.is_timestamp(kind) or pa.types.is_time(kind) or pa.types.is_duration(kind)
 
 
-def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
     """A column as text, the way both sides are compared (None: a type verification does not
-    compare, such as lists and structs). Dates are ISO text, numbers their decimal text."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    compare, such as lists and structs). Dates are ISO text, numbers their decimal text. A chunked
+    column (a group of batches, `Columns`) stays chunked: every check takes either, without a copy."""
     kind = array.type
     if pa.types.is_dictionary(kind):
-        array, kind = array.dictionary_decode(), kind.value_type
+        array, kind = array.cast(kind.value_type), kind.value_type
     if _is_text(kind):
         return array
     if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
@@ -240,7 +241,7 @@ def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array | None:
         return None
 
 
-def _long_enough(texts: pa.Array) -> pa.Array:
+def _long_enough(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """The non-null texts of at least `MIN_CHARS` characters."""
     keep = pc.fill_null(pc.greater_equal(pc.utf8_length(texts), MIN_CHARS), False)
     return texts.filter(keep)
@@ -278,7 +279,7 @@ class Part:
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
 
-def input_parts(batch: pa.RecordBatch, spec: VerifySpec, hasher: ValueHasher) -> Iterator[tuple[int, Part]]:
+def input_parts(batch: Columns, spec: VerifySpec, hasher: ValueHasher) -> Iterator[tuple[int, Part]]:
     """An input batch's keyed hashes, by shard: the distinct values of the input fields compared by
     hash (`VerifySpec.hashed_inputs`), each hashed once, with their normal forms where spans of free
     text are compared with them."""
@@ -302,7 +303,7 @@ def input_parts(batch: pa.RecordBatch, spec: VerifySpec, hasher: ValueHasher) ->
     yield from parts.items()
 
 
-def output_parts(batch: pa.RecordBatch, spec: VerifySpec, hasher: ValueHasher) -> Iterator[tuple[int, Part]]:
+def output_parts(batch: Columns, spec: VerifySpec, hasher: ValueHasher) -> Iterator[tuple[int, Part]]:
     """An output batch's keyed hashes, by shard, with their counts: the distinct cells of the fields
     compared with their own input, and the distinct cells and spans of the free-text fields."""
     parts: dict[int, Part] = {}
@@ -316,22 +317,21 @@ def output_parts(batch: pa.RecordBatch, spec: VerifySpec, hasher: ValueHasher) -
     yield from parts.items()
 
 
-def _cell_hashes(texts: pa.Array, hasher: ValueHasher) -> tuple[np.ndarray, np.ndarray]:
+def _cell_hashes(texts: pa.Array | pa.ChunkedArray, hasher: ValueHasher) -> tuple[np.ndarray, np.ndarray]:
     """The keyed hashes of the distinct cells long enough to compare, and how many cells each."""
-    encoded = _long_enough(texts).dictionary_encode()
-    counts = np.bincount(encoded.indices.to_numpy(), minlength=len(encoded.dictionary)).astype(np.int64)
-    return hasher.hash_array(encoded.dictionary), counts
+    distinct = pc.value_counts(_long_enough(texts))
+    return hasher.hash_array(distinct.field("values")), distinct.field("counts").to_numpy()
 
 
-def _text_hashes(texts: pa.Array, hasher: ValueHasher) -> tuple[np.ndarray, np.ndarray]:
+def _text_hashes(texts: pa.Array | pa.ChunkedArray, hasher: ValueHasher) -> tuple[np.ndarray, np.ndarray]:
     """The keyed hashes of what a free-text field's cells are compared by: their spans, and each cell
     whole (at least `MIN_CHARS` characters) unless it is one of its own spans; with, for each, how
     many places it is at (a span found twice in a cell is two places)."""
-    encoded = texts.drop_null().dictionary_encode()
-    cells = encoded.dictionary
+    distinct_cells = pc.value_counts(texts.drop_null())
+    cells = distinct_cells.field("values")
     if not len(cells):
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    times = np.bincount(encoded.indices.to_numpy(), minlength=len(cells))
+    times = distinct_cells.field("counts").to_numpy()
     whole = np.flatnonzero(
         pc.and_(pc.greater_equal(pc.utf8_length(cells), MIN_CHARS), pc.invert(is_span(cells))).to_numpy(
             zero_copy_only=False
@@ -386,7 +386,7 @@ def join_shard(spec: VerifySpec, parts: Iterable[Part]) -> Counter:
     return found
 
 
-def input_counts(batch: pa.RecordBatch, spec: VerifySpec) -> Counter:
+def input_counts(batch: Columns, spec: VerifySpec) -> Counter:
     """Which policy labels are raw values of an input field they are compared with (`label.<field>.<i>`:
     any field that is not kept), or of a kept field (`labelkept.<field>.<i>`), in one input batch (1
     each: `Findings` keeps them as sets)."""
@@ -403,7 +403,7 @@ def input_counts(batch: pa.RecordBatch, spec: VerifySpec) -> Counter:
     return found
 
 
-def _labels_in(column: pa.Array, labels: tuple[str, ...]) -> list[int]:
+def _labels_in(column: pa.Array | pa.ChunkedArray, labels: tuple[str, ...]) -> list[int]:
     """Positions of the `labels` that are the text of some value of `column` (a lookup in the small
     label set; a column that is not text is looked up in its own type, with the labels that are the
     text of a value of that type, so it is never cast)."""
@@ -439,7 +439,7 @@ def _prefilter(entities: tuple[str, ...]) -> str:
     return "|".join(f"(?:{PREFILTERS[e]})" for e in entities)
 
 
-def output_counts(batch: pa.RecordBatch, spec: VerifySpec) -> Counter:
+def output_counts(batch: Columns, spec: VerifySpec) -> Counter:
     """One output batch's counts: `cells` checked, cells per policy label (`labelout.<field>.<i>`),
     `raw.<field>` cells not in their encoding's format, `pattern.<field>.<entity>` spans found."""
     found: Counter = Counter()
@@ -467,23 +467,55 @@ def output_counts(batch: pa.RecordBatch, spec: VerifySpec) -> Counter:
 HEAD_CHARS = 48  # a format's head and alphabet are checked on this many first characters (a subject key id is 32)
 
 
-def malformed(texts: pa.Array, shape: TextFormat) -> int:
-    """How many non-null cells of `texts` are not in `shape`: another length, a start its head does not
-    match, or a character outside its alphabet among the first `HEAD_CHARS` (RE2 on those only)."""
-    if texts.null_count == len(texts):
-        return 0
-    outside = "".join("\\" + ch if not ch.isalnum() else ch for ch in shape.alphabet)
-    first = pc.utf8_slice_codeunits(texts, 0, HEAD_CHARS)
-    bad = pc.match_substring_regex(first, f"[^{outside}]")
+def _format_patterns(shape: TextFormat) -> tuple[str, ...]:
+    """RE2 patterns a cell in `shape` matches, all of them (and any other cell misses one): its
+    alphabet on the first `HEAD_CHARS` characters and its length in one, its head in another."""
+    chars = "[" + "".join("\\" + ch if not ch.isalnum() else ch for ch in shape.alphabet) + "]"
+    if shape.length is None:
+        alphabet = f"^(?:{chars}{{{HEAD_CHARS}}}|{chars}*$)"
+    elif shape.length <= HEAD_CHARS:
+        alphabet = f"^{chars}{{{shape.length}}}$"
+    else:  # the first HEAD_CHARS in the alphabet, then any characters up to the length
+        alphabet = f"(?s)^{chars}{{{HEAD_CHARS}}}.{{{shape.length - HEAD_CHARS}}}$"
+    return (alphabet,) if shape.head is None else (alphabet, f"^(?:{shape.head})")
+
+
+def _only_alphabet(texts: pa.Array, shape: TextFormat) -> bool:
+    """Whether every byte of every cell of `texts` is a character of `shape`'s (ASCII) alphabet and,
+    if its length is fixed, every cell has that many bytes: then every cell is in the format but for
+    its head (one pass over the bytes, no call per cell)."""
+    starts, lengths, data = string_buffers(texts)
     if shape.length is not None:
-        bad = pc.or_(bad, pc.not_equal(pc.utf8_length(texts), shape.length))
-    if shape.head is not None:
-        head = pc.match_substring_regex(first, f"^(?:{shape.head})")
-        bad = pc.or_(bad, pc.invert(head))
-    return int(pc.sum(pc.cast(bad, pa.int64())).as_py() or 0)
+        valid = lengths == shape.length
+        if texts.null_count:
+            valid |= ~texts.is_valid().to_numpy(zero_copy_only=False)
+        if not valid.all():
+            return False
+    region = data[starts[0] : starts[-1] + lengths[-1]].tobytes()
+    return not region.translate(None, shape.alphabet.encode("ascii"))
 
 
-def _label_counts(texts: pa.Array, labels: tuple[str, ...]) -> Iterator[tuple[int, int]]:
+def malformed(texts: pa.Array | pa.ChunkedArray, shape: TextFormat) -> int:
+    """How many non-null cells of `texts` are not in `shape`: another length, a start its head does not
+    match, or a character outside its alphabet among the first `HEAD_CHARS`.
+
+    When every byte is in an ASCII alphabet (and the lengths are right), only the head is matched
+    (RE2, anchored); otherwise each cell is matched against the whole format."""
+    cells = len(texts) - texts.null_count
+    if not cells:
+        return 0
+    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
+    patterns = _format_patterns(shape)
+    if shape.alphabet.isascii() and all(_only_alphabet(c, shape) for c in chunks if len(c)):
+        patterns = patterns[1:]  # the alphabet and length hold: the head, if any, is left
+    good = None
+    for pattern in patterns:
+        matched = pc.match_substring_regex(texts, pattern)
+        good = matched if good is None else pc.and_(good, matched)
+    return 0 if good is None else cells - int(pc.sum(good).as_py() or 0)
+
+
+def _label_counts(texts: pa.Array | pa.ChunkedArray, labels: tuple[str, ...]) -> Iterator[tuple[int, int]]:
     """(label position, cells equal to it) for the labels present in `texts` (few distinct values)."""
     counts = pc.value_counts(texts.drop_null())
     positions = pc.index_in(counts.field("values"), value_set=pa.array(list(labels), pa.string())).to_pylist()
@@ -492,18 +524,19 @@ def _label_counts(texts: pa.Array, labels: tuple[str, ...]) -> Iterator[tuple[in
             yield position, n
 
 
-def _pattern_counts(texts: pa.Array, entities: tuple[str, ...], regions: tuple[str, ...]) -> Counter:
+def _pattern_counts(texts: pa.Array | pa.ChunkedArray, entities: tuple[str, ...], regions: tuple[str, ...]) -> Counter:
     """Spans of `entities` found in the cells of `texts`: each distinct text is read once."""
-    encoded = texts.drop_null().dictionary_encode()
-    if not len(encoded.dictionary):
+    distinct = pc.value_counts(texts.drop_null())
+    if not len(distinct):
         return Counter()
-    hit = pc.fill_null(pc.match_substring_regex(encoded.dictionary, _prefilter(entities)), False)
+    values = distinct.field("values")
+    hit = pc.fill_null(pc.match_substring_regex(values, _prefilter(entities)), False)
     rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
     if not len(rows):
         return Counter()
-    times = np.bincount(encoded.indices.to_numpy(), minlength=len(encoded.dictionary))
+    times = distinct.field("counts").to_numpy()
     found: Counter = Counter()
-    for row, text in zip(rows.tolist(), encoded.dictionary.take(pa.array(rows)).to_pylist()):
+    for row, text in zip(rows.tolist(), values.take(pa.array(rows)).to_pylist()):
         for span in find_entities(text, entities, regions):
             found[span.entity] += int(times[row])
     return found

@@ -10,12 +10,13 @@ is neither in the job graph nor kept after the run.
 """
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam import pvalue
+from apache_beam.transforms.window import GlobalWindows
 
 from veil.errors import DataRefusedError
 from veil.keys.value_hash import ValueHasher, new_run_key
@@ -26,14 +27,7 @@ from veil.transforms.verification import output_parts as _output_parts
 __all__ = ["Verify", "findings_message", "findings_text", "refused_fields"]
 
 COUNTS = "counts"
-GROUP = 8  # batches checked together: fewer, larger Arrow calls (each call costs about as much as a small batch)
-
-
-def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-    """The rows of `batches` (one schema) as one batch."""
-    if len(batches) == 1:
-        return batches[0]
-    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+GROUP_ROWS = 16_384  # rows checked together (a table of the batches, not a copy): fewer, larger Arrow calls
 
 
 MODES = ("fail", "warn")
@@ -41,20 +35,50 @@ MODES = ("fail", "warn")
 
 class _HashingFn(beam.DoFn):
     """One side's batches -> (shard, Part) and, tagged, its counts; the hasher is built from the
-    run's key (a side input) on first use."""
+    run's key (a side input) on first use.
+
+    Batches are checked `GROUP_ROWS` rows at a time, as one table of them (its columns chunked,
+    nothing copied), the rest at the end of the bundle: the side's work is a few Arrow calls per
+    group, in the stage that reads or writes the batches, with no stage or copy of its own.
+    """
 
     def __init__(self, spec: VerifySpec, side: str):
         self._spec, self._side = spec, side
         self._hasher: ValueHasher | None = None
 
+    def start_bundle(self) -> None:
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
+
     def process(self, batch: pa.RecordBatch, key: bytes) -> Iterable[Any]:
         if self._hasher is None:
             self._hasher = ValueHasher(key)
-        spec = self._spec
+        if not batch.num_rows:  # nothing to count or compare
+            return
+        if self._pending and not batch.schema.equals(self._pending[0].schema):
+            yield from self._check()  # a group is one table: one schema
+        self._pending.append(batch)
+        self._rows += batch.num_rows
+        if self._rows >= GROUP_ROWS:
+            yield from self._check()
+
+    def finish_bundle(self) -> Iterable[Any]:
+        for output in self._check():
+            tag, value = (output.tag, output.value) if isinstance(output, pvalue.TaggedOutput) else (None, output)
+            windowed = GlobalWindows.windowed_value(value)
+            yield windowed if tag is None else pvalue.TaggedOutput(tag, windowed)
+
+    def _check(self) -> Iterator[Any]:
+        """The parts and counts of the pending batches."""
+        if not self._pending:
+            return
+        group = pa.Table.from_batches(self._pending)
+        self._pending, self._rows = [], 0
+        spec, hasher = self._spec, self._hasher
         if self._side == "input":
-            parts, counts = input_parts(batch, spec, self._hasher), input_counts(batch, spec)
+            parts, counts = input_parts(group, spec, hasher), input_counts(group, spec)
         else:
-            parts, counts = _output_parts(batch, spec, self._hasher), output_counts(batch, spec)
+            parts, counts = _output_parts(group, spec, hasher), output_counts(group, spec)
         for shard, part in parts:  # pickled once here, so Beam never pickles a Part to sample its size
             yield shard, pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
         if counts:
@@ -153,13 +177,8 @@ class Verify(beam.PTransform):
         for name, batches in (("input", raw), ("output", out)):
             if name == "input" and not spec.input_fields:
                 continue
-            grouped = (
-                batches
-                | f"Group{name.title()}" >> beam.BatchElements(min_batch_size=GROUP, max_batch_size=GROUP)
-                | f"Concat{name.title()}" >> beam.Map(_concat).with_output_types(pa.RecordBatch)
-            )
             sides.append(
-                grouped
+                batches
                 | f"Hash{name.title()}"
                 >> beam.ParDo(_HashingFn(spec, name), key)
                 .with_output_types(tuple[int, bytes])

@@ -1,18 +1,23 @@
 """`veil.Verify` in a pipeline of one's own, and the rule each action gives verification."""
 
 import json
+import re
 
 import apache_beam as beam
 import pyarrow as pa
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from helpers import count_in_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import veil
 from veil.errors import DataRefusedError
+from veil.transforms.actions.base import TOKEN_FORMAT, TextFormat
+from veil.transforms.actions.encrypt import CIPHERTEXT_FORMAT
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import parse_policy
-from veil.transforms.verification import VerifySpec
+from veil.transforms.verification import VerifySpec, malformed
 
 ROWS = 24
 CARD = "4111-1111-1111-1111"
@@ -46,7 +51,9 @@ def run_verify(plan, batches, folder, **options) -> dict:
     return json.loads(written)
 
 
-def test_verify_counts_what_a_recount_counts(keyset, tmp_path):
+@pytest.mark.parametrize("group_rows", [16_384, 7])  # one group per bundle; groups closed mid-bundle
+def test_verify_counts_what_a_recount_counts(keyset, tmp_path, monkeypatch, group_rows):
+    monkeypatch.setattr("veil.transforms.verify.GROUP_ROWS", group_rows)
     fields = """  email: {action: replace, value: user3@example.com}
   zip: {action: generalize, prefix: 5}
   notes: {action: scrub, entities: [email]}
@@ -96,6 +103,70 @@ def test_rules_follow_the_actions():
     rules = {c.output: c for c in spec.fields}
     assert rules["income"].against == ("income",)  # veil's bin labels: its own field only
     assert set(rules["email"].against) == set(table().column_names)  # spelled in the policy: every field
+
+
+def test_batches_of_other_schemas_are_checked_in_groups_of_their_own(tmp_path, monkeypatch):
+    """A group is one table: a batch whose column is dictionary-encoded starts a new one, counted the same."""
+    monkeypatch.setattr("veil.transforms.verify.GROUP_ROWS", 100)
+    plan = compile_plan(
+        policy("  email: {action: generalize, map: {user1@example.com: user1@example.com}, other: x}\n"), table().schema
+    )
+    plain = table().select(["email"]).to_batches(max_chunksize=6)
+    encoded = [pa.record_batch([b.column(0).dictionary_encode()], names=["email"]) for b in plain]
+    mixed = [batch for pair in zip(plain, encoded) for batch in pair]
+    with TestPipeline() as p:
+        raw = p | "Raw" >> beam.Create(table().to_batches(max_chunksize=6)).with_output_types(pa.RecordBatch)
+        view = p | "View" >> beam.Create(mixed).with_output_types(pa.RecordBatch)  # each email twice
+        findings = (raw, view) | veil.Verify(plan)
+        _ = findings | beam.Map(json.dumps) | beam.io.WriteToText(str(tmp_path / "findings"))
+    (written,) = [line for f in tmp_path.glob("findings*") for line in f.read_text().splitlines()]
+    result = json.loads(written)
+    assert result["cells_checked"] == 2 * ROWS and result["raw_values"] == {"email": 2}  # the label, once per copy
+
+
+def _outside_format(text: str, shape) -> bool:
+    """The format check read plainly: another length, a start the head does not match, or one of
+    the first HEAD_CHARS characters outside the alphabet."""
+    from veil.transforms.verification import HEAD_CHARS
+
+    if shape.length is not None and len(text) != shape.length:
+        return True
+    if shape.head is not None and not re.match(shape.head, text):
+        return True
+    return any(ch not in shape.alphabet for ch in text[:HEAD_CHARS])
+
+
+FORMATS = [
+    TextFormat("0123456789abcdef", 64),  # a hex pseudonym: longer than the checked head
+    TextFormat("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 20),  # shorter than it
+    TOKEN_FORMAT,  # a head, any length
+    CIPHERTEXT_FORMAT,
+]
+
+
+@pytest.mark.parametrize("shape", FORMATS, ids=["hex64", "base32-20", "token", "ciphertext"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_malformed_counts_the_cells_outside_the_format(shape, data):
+    def near(text: str) -> st.SearchStrategy[str]:  # a cell in the format, changed a little (or not)
+        edits = st.tuples(
+            st.integers(0, max(len(text), 1)), st.sampled_from(["", "é", "\n", "!", "a", "v1.", "=" * 30])
+        )
+        return st.lists(edits, max_size=2).map(lambda cuts: _edited(text, cuts))
+
+    good = "v3." + "Ab_-" * 20 if shape.head else (shape.alphabet * 64)[: shape.length]
+    cells = data.draw(st.lists(st.one_of(near(good), st.text(max_size=70), st.none()), max_size=12))
+    array = pa.array(cells, pa.string())
+    expected = sum(_outside_format(c, shape) for c in cells if c is not None)
+    assert malformed(array, shape) == expected
+    halves = pa.chunked_array([array.slice(0, len(cells) // 2), array.slice(len(cells) // 2)], pa.string())
+    assert malformed(halves, shape) == expected  # a group of batches: the same count
+
+
+def _edited(text: str, cuts: list[tuple[int, str]]) -> str:
+    for at, put in cuts:
+        text = text[:at] + put + text[at + 1 :]
+    return text
 
 
 def texts_with_references() -> pa.Table:
