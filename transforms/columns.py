@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from veil.errors import ActionError
-from veil.transforms.actions.base import ColumnFn
+from veil.transforms.actions.base import ColumnFn, TextColumn
 
 ValueFn = Callable[..., Any]
 Outcome = tuple[list, list[int], ActionError | None]  # outputs, failed positions, first failure
@@ -111,6 +111,18 @@ def _distinct_ok(arrow_type: pa.DataType) -> bool:
     )
 
 
+def mostly_distinct(array: pa.Array, share: float = 0.9) -> bool:
+    """Whether at least `share` of the non-null values of `array` are distinct (so that computing
+    each distinct value once would save little and cost a hash and a `take`); False for a type
+    `map_array` does not take distinct values of."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    present = len(array) - array.null_count
+    if not present or not _distinct_ok(array.type):
+        return False
+    return pc.count_distinct(array).as_py() >= share * present
+
+
 def map_array(column_fn: ColumnFn, array: pa.Array, output_type: pa.DataType, distinct: bool) -> Outcome:
     """`column_fn` over an Arrow column: (output array of `output_type`, failed row indices, first failure).
 
@@ -119,6 +131,8 @@ def map_array(column_fn: ColumnFn, array: pa.Array, output_type: pa.DataType, di
     """
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
+    if isinstance(column_fn, TextColumn) and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        column_fn = column_fn.texts  # the non-null values of a string column are all str: nothing to check
     if distinct and _distinct_ok(array.type):
         encoded = array.dictionary_encode()
         out, failed, error = column_fn(encoded.dictionary.to_pylist())

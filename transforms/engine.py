@@ -35,6 +35,7 @@ from veil.transforms.columns import (
     map_array,
     map_column,
     map_list,
+    mostly_distinct,
     per_value,
     python_column,
 )
@@ -46,6 +47,7 @@ Record = dict[str, Any]
 
 ROWS_PER_BATCH = 2048  # rows per Arrow batch (and dict records per call) the Beam transforms hand the engine
 BATCHES_PER_ROW_GROUP = 32  # Parquet output: up to 32 output batches (about 65k rows) per row group
+PROBE_EVERY = 16  # batches: how often a deterministic field looks again at whether its values repeat
 READ, WRITTEN = "read", "written"
 NO_CONSENT, FIELD_ERROR = "dropped.no_consent", "dropped.field_error"
 FIELD_ERRORS = "field_errors."
@@ -111,9 +113,22 @@ class _Field:
     subject_column: str | None  # the input column a per-subject function reads beside the value
     kernels: dict[pa.DataType, ArrowFn | SubjectArrowFn | None] = field(default_factory=dict)
     batch_fn: ColumnFn = field(init=False)  # what an Arrow batch runs without a kernel
+    _memo: bool = field(init=False, default=True)
+    _batches: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.batch_fn = self.column_fn or per_value(self.fn)
+
+    def memo_pays(self, values: pa.Array) -> bool:
+        """Whether this batch's column function should see each distinct value once: for a
+        deterministic action, unless its values barely repeat (`mostly_distinct`, looked at on
+        the first batch and every PROBE_EVERY batches). Either way the outputs are the same."""
+        if not self.action.deterministic:
+            return False
+        if self._batches % PROBE_EVERY == 0:
+            self._memo = not mostly_distinct(values)
+        self._batches += 1
+        return self._memo
 
     def kernel(self, input_type: pa.DataType) -> ArrowFn | SubjectArrowFn | None:
         """The action's Arrow kernel for this input type (None: none for it)."""
@@ -303,7 +318,7 @@ class BoundPlan:
         if python or output_type is None:
             out, failed, error = map_list(bound.batch_fn, values.to_pylist())
             return python_column(out, output_type)[0], failed, error
-        return map_array(bound.batch_fn, values, output_type, bound.action.deterministic)
+        return map_array(bound.batch_fn, values, output_type, bound.memo_pays(values))
 
     @staticmethod
     def _unreadable(batch: pa.RecordBatch) -> dict[str, list[int]]:

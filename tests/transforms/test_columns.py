@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from veil.errors import ActionError, ErrorCode
-from veil.transforms.columns import consent_mask, has_consent, map_array, map_column, map_list, per_value
+from veil.transforms.columns import (
+    consent_mask,
+    has_consent,
+    map_array,
+    map_column,
+    map_list,
+    mostly_distinct,
+    per_value,
+)
 
 PURPOSE = "analytics"
 PROPERTY = settings(max_examples=80, deadline=None)
@@ -103,3 +111,13 @@ def test_map_array_over_dictionary_and_date_columns():
 def test_map_list_keeps_nulls_and_failures_in_place(values):
     out, failed, _ = map_list(per_value(shout), values)
     assert (out, failed) == map_column(shout, values, None, memo=False)[:2]
+
+
+def test_mostly_distinct_says_whether_distinct_values_would_save_work():
+    assert mostly_distinct(pa.array(["a", "b", "c", None, None]))  # nulls do not count
+    assert not mostly_distinct(pa.array(["a", "a", "a", "b"]))
+    assert mostly_distinct(pa.array(["a", "b", "c", "d", "a"]), share=0.8)
+    assert not mostly_distinct(pa.array(["a", "b", "c", "d", "a"]))
+    assert mostly_distinct(pa.array(["x", "y"]).dictionary_encode())
+    assert not mostly_distinct(pa.array([None, None], pa.string()))  # nothing to compute
+    assert not mostly_distinct(pa.array([[1], [2]]))  # lists are never taken distinct

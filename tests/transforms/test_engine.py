@@ -588,3 +588,47 @@ def test_dict_values_arrow_cannot_hold_are_field_errors_not_passed_through():
         (2, "n", ErrorCode.NOT_A_NUMBER.value),  # text is parsed, and "x" is no number
         (2, "note", ErrorCode.UNREADABLE.value),
     ]
+
+
+CARDS = bound(
+    """
+version: 1
+purpose: analytics
+fields:
+  card: {action: tokenize, method: ff1, alphabet: digits, keep_last: 4}
+""",
+    pa.schema([("card", pa.string())]),
+)
+CARD_FN = bind({"action": "tokenize", "method": "ff1", "alphabet": "digits", "keep_last": 4}, field="card")
+
+
+@FAST
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.none(),
+                st.sampled_from(["12", "4111-1111-1111-1111", "5500 0000 0000 0004"]),
+                st.text("0123456789", min_size=10, max_size=12),
+            ),
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_a_field_gives_the_per_value_results_whether_or_not_its_values_repeat(batches):
+    """Each distinct value once (repeating values) or each value (distinct ones), as the field's
+    recent batches suggest: the outputs, failures and counts are the per-value function's."""
+    for values in batches:
+        out, counts, letters = CARDS.apply_batch(pa.record_batch({"card": pa.array(values, pa.string())}))
+        expected, failed = [], []
+        for row, value in enumerate(values):
+            try:
+                expected.append(None if value is None else CARD_FN(value))
+            except ActionError:
+                expected.append(None)
+                failed.append(row)
+        assert out.column("card").to_pylist() == expected
+        assert counts.get("field_errors.card", 0) == len(failed) == len(letters)
+        assert [letter.position for letter in letters] == failed

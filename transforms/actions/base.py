@@ -348,26 +348,27 @@ def column_normalizer(steps: tuple[Normalization, ...]) -> Callable[[list[str]],
     return normalize_all
 
 
-def text_column(check: Callable[[Any], str], texts_fn: ColumnFn) -> ColumnFn:
-    """A `ColumnFn` from a per-value function's type check and a batched function over texts.
+class TextColumn:
+    """A `ColumnFn` made of a per-value function's type check and a batched function over texts.
 
-    When every value is a `str` (one cheap pass), `texts_fn` gets the list as it is: no
-    per-value `try`. Otherwise each value goes through `check` first (None is skipped and
-    stays None, as nulls do), the values it refuses fail with its error, and `texts_fn` gets
-    the texts of the others; the positions and the first error are put back in column order.
+    When every value is a `str` (one cheap pass), `texts` gets the list as it is: no per-value
+    `try`. Otherwise each value goes through `check` first (None is skipped and stays None, as
+    nulls do), the values it refuses fail with its error, and `texts` gets the texts of the
+    others; the positions and the first error are put back in column order. The engine calls
+    `texts` directly on the values of an Arrow string column, which are all `str`.
 
-    Args:
+    Attributes:
         check: value -> its text, raising `ActionError` where the per-value function does
             before doing anything else (`as_text`, `require_text`).
-        texts_fn: a `ColumnFn` over texts only, equal to the per-value function on each.
-
-    Returns:
-        The column function.
+        texts: a `ColumnFn` over texts only, equal to the per-value function on each.
     """
 
-    def column(values: list) -> tuple[list, list[int], ActionError | None]:
+    def __init__(self, check: Callable[[Any], str], texts: ColumnFn):
+        self.check, self.texts = check, texts
+
+    def __call__(self, values: list) -> tuple[list, list[int], ActionError | None]:
         if all(type(v) is str for v in values):
-            return texts_fn(values)
+            return self.texts(values)
         out: list = [None] * len(values)
         refused: list[int] = []
         refusal: ActionError | None = None
@@ -377,14 +378,14 @@ def text_column(check: Callable[[Any], str], texts_fn: ColumnFn) -> ColumnFn:
             if value is None:
                 continue
             try:
-                texts.append(check(value))
+                texts.append(self.check(value))
             except ActionError as error:
                 refused.append(position)
                 if refusal is None:
                     refusal = error
                 continue
             positions.append(position)
-        outputs, text_failed, text_error = texts_fn(texts)
+        outputs, text_failed, text_error = self.texts(texts)
         for position, output in zip(positions, outputs):
             out[position] = output
         if not text_failed:
@@ -394,7 +395,10 @@ def text_column(check: Callable[[Any], str], texts_fn: ColumnFn) -> ColumnFn:
             text_error = refusal
         return out, sorted(refused + failed), text_error
 
-    return column
+
+def text_column(check: Callable[[Any], str], texts_fn: ColumnFn) -> TextColumn:
+    """The `ColumnFn` of a per-value function's type check and a batched function over texts (`TextColumn`)."""
+    return TextColumn(check, texts_fn)
 
 
 def require_text(value: Any) -> str:
