@@ -20,7 +20,8 @@ the largest sum of the resident sets of its process tree, sampled every 50 ms fr
 never less than the kernel's high-water mark, VmHWM, of the largest single process in it). Rounds are interleaved (every
 contender once, then again) and the median of `--repeats` rounds is reported. After its first
 run, each contender's output is checked against veil's: same rows, byte-equal deterministic
-columns (Presidio: those it computes the same way). Then the per-action and FF1
+columns (Presidio: those it computes the same way). Then the start-up figure (bench/startup.py:
+`veil run` over 1,000 rows, `--startup-runs` times, the median wall time), the per-action and FF1
 micro-benchmarks and the detection bench (bench/detection.py, `--detection-notes`) run, and
 with `--memory-check` veil's 2-worker speed-up at 1M and 4M rows and its peak RSS at 1M and 10M rows
 (inputs above 1M rows repeat the 1M generated ones, ids renumbered).
@@ -73,6 +74,7 @@ TARGETS = {  # name -> (comparison, threshold)
     "veil peak RSS 10M / 1M rows": ("<=", 1.3),
     "veil 2 workers / 1 worker, 1M": (">=", 1.3),
     "veil 2 workers / 1 worker, 4M": (">=", 1.7),
+    "veil run, 1,000 rows: wall s": ("<=", 1.5),
 }
 
 
@@ -494,7 +496,13 @@ def _verdict(name: str, value: float | None) -> str:
     return "met" if met else "NOT MET"
 
 
-def ratios_and_targets(outcomes: dict[str, Outcome], micro_results: dict | None, memory: dict | None, rows: int):
+def ratios_and_targets(
+    outcomes: dict[str, Outcome],
+    micro_results: dict | None,
+    memory: dict | None,
+    rows: int,
+    startup: dict | None = None,
+):
     def speed(key: str) -> float | None:
         outcome = outcomes.get(key)
         return outcome.records_per_s if outcome and outcome.runs else None
@@ -543,6 +551,11 @@ def ratios_and_targets(outcomes: dict[str, Outcome], micro_results: dict | None,
     else:
         values["veil peak RSS 10M / 1M rows"] = (None, "run with --memory-check")
         values["veil 2 workers / 1 worker, 4M"] = (None, "run with --memory-check")
+    values["veil run, 1,000 rows: wall s"] = (
+        (startup["wall_s"], f"median of {startup['runs']} runs, {startup['cpu_s']:.2f} s CPU (bench/startup.py)")
+        if startup
+        else (None, "run with --startup-runs N")
+    )
     targets = {
         name: {
             "value": value,
@@ -667,6 +680,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--verify-overhead", action="store_true", help="also time veil run with --verify fail against --verify off"
     )
+    parser.add_argument(
+        "--startup-runs",
+        type=int,
+        default=5,
+        help="veil run over 1,000 rows this many times (bench/startup.py: start-up, median wall); 0 skips",
+    )
     parser.add_argument("--data-dir", default=os.path.join(BENCH, ".data"), help="cache of inputs, keys and outputs")
     parser.add_argument("--results", default=os.path.join(BENCH, "results.json"))
     args = parser.parse_args(argv)
@@ -700,6 +719,16 @@ def main(argv: list[str] | None = None) -> int:
             if round_ == 0:
                 outcome.check = first_run_check(key, outputs, keyset, "veil" in outcomes)
     consented = next((o.runs[0].written for o in active if o.runs), 0)
+
+    startup = None
+    if args.startup_runs:  # bench/startup.py
+        from startup import ROWS as STARTUP_ROWS
+        from startup import measure_startup
+
+        small = ensure_data(args.data_dir, STARTUP_ROWS)
+        startup = measure_startup(
+            _veil_command(), POLICY, small, keyset, outputs, logs, env, args.startup_runs, measure
+        )
 
     micro_results = None
     if not args.no_micro:
@@ -773,9 +802,10 @@ def main(argv: list[str] | None = None) -> int:
         "generalize_search": search,
         "detection": detection,
         "verify_overhead": verifying,
+        "startup": startup,
     }
     doc["machine"]["load_average_at_end"] = os.getloadavg()
-    doc["targets"] = ratios_and_targets(outcomes, micro_results, memory, args.rows)
+    doc["targets"] = ratios_and_targets(outcomes, micro_results, memory, args.rows, startup)
     if search:
         doc["targets"]["generalize / suppress (time)"] = search["target"]
     print_report(doc, outcomes)

@@ -23,8 +23,6 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
-
 from veil.errors import ConfigError
 
 PACKAGING_OPTIONS = ("--sdk_container_image", "--setup_file", "--requirements_file", "--extra_package")
@@ -128,6 +126,8 @@ def pinned_requirements(distribution: str = "veil") -> list[str]:
     Extras are not followed, except veil's `gcp` when it is installed (workers need Cloud KMS to
     open a KMS-wrapped keyset). Beam and what only Beam needs come with the worker container.
     """
+    from packaging.requirements import Requirement  # here: a local run never needs it (15 ms to import)
+
     pins: dict[str, str] = {}
     pending = [(distribution, ("gcp",))]
     while pending:

@@ -5,6 +5,7 @@ Not a benchmark: no timing is asserted, only that every contender ran and was re
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ def test_harness_runs_every_contender_on_1000_rows(tmp_path):
     results = tmp_path / "results.json"
     command = [sys.executable, str(BENCH / "run.py"), "--rows", "1000", "--repeats", "1", "--micro-values", "300"]
     command += ["--data-dir", str(tmp_path / "data"), "--results", str(results), "--detection-notes", "40"]
+    command += ["--startup-runs", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -44,6 +46,11 @@ def test_harness_runs_every_contender_on_1000_rows(tmp_path):
     assert re.search(r"^load average \(1, 5, 15 min\) at start [\d.]+, [\d.]+, [\d.]+; at end ", done.stdout, re.M)
     assert doc["micro"]["ff1"]["us_per_value"]["encrypt_many (batched)"]["median"] > 0
     assert all(row["us_per_value"] > 0 and row["column_us"] > 0 for row in doc["micro"]["actions"]["actions"].values())
+    startup = doc["startup"]
+    assert startup["rows"] == 1000 and startup["runs"] == 2 and len(startup["per_run"]["wall_s"]) == 2
+    assert min(startup["per_run"]["cpu_s"]) > 0 and startup["wall_s"] == statistics.median(startup["per_run"]["wall_s"])
+    assert doc["targets"]["veil run, 1,000 rows: wall s"]["value"] == startup["wall_s"]
+    assert re.search(r"^veil run, 1,000 rows: [\d.]+ s wall \(median of 2\)", done.stdout, re.M)
     assert doc["memory_check"] is None
     assert doc["detection"]["notes"] == 40 and doc["detection"]["veil"]["email"]["planted"] > 0
     assert re.search(r"^detection: 40 notes", done.stdout, re.M)
