@@ -371,7 +371,7 @@ def contenders(data: str, keyset: str) -> list[Contender]:
         Contender(
             "engine",
             "veil engine",
-            "veil's BoundPlan.apply_batch over pyarrow batches of 2,048 rows, no Beam",
+            "veil's BoundPlan.apply_batch over 2,048-row batches read and written as veil run does, no Beam",
             [py, os.path.join(BENCH, "contender_engine.py"), *io],
         ),
         Contender(
