@@ -10,7 +10,6 @@ over every value of the array, so the cost is a few numpy passes per 16 bytes of
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.lib.stride_tricks import sliding_window_view
 
 from veil.keys._primitives import AesBlocks, _Unpicklable, random_key
@@ -22,15 +21,17 @@ for _kept in range(BLOCK + 1):
 
 
 def string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start offsets, byte lengths, data bytes) of a string or binary array, without copying the data."""
+    """(start offsets, byte lengths, data bytes) of a string or binary array, without copying the data
+    (a null cell's length is that of the bytes under it, usually none)."""
     count = len(array)
-    lengths = pc.binary_length(array).to_numpy(zero_copy_only=False)
     wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if wide else np.int32)
-    starts = offsets[array.offset : array.offset + count].astype(np.int64)
-    data_buffer = array.buffers()[2]
+    offsets_buffer, data_buffer = array.buffers()[1], array.buffers()[2]
+    if offsets_buffer is None:
+        return np.zeros(count, np.int64), np.zeros(count, np.int64), np.zeros(0, np.uint8)
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64 if wide else np.int32)
+    bounds = offsets[array.offset : array.offset + count + 1].astype(np.int64)
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    return starts, np.nan_to_num(lengths).astype(np.int64), data
+    return bounds[:-1], np.diff(bounds), data
 
 
 def new_run_key() -> bytes:
@@ -54,10 +55,18 @@ class ValueHasher(_Unpicklable):
     def _encrypt(self, words: np.ndarray) -> np.ndarray:
         return np.frombuffer(self._aes.encrypt_blocks(words.tobytes()), dtype=np.uint64).reshape(-1, 2)
 
+    def _length_blocks(self, lengths: np.ndarray) -> np.ndarray:
+        """The CBC-MAC state after each value's first block (its byte length): one AES block per distinct length."""
+        distinct, inverse = np.unique(lengths, return_inverse=True)
+        first = np.zeros((len(distinct), 2), dtype=np.uint64)
+        first[:, 0] = distinct.astype(np.uint64)
+        return self._encrypt(first)[inverse.reshape(-1)]
+
     def hash_array(self, array: pa.Array) -> np.ndarray:
         """The uint64 hash of each string of `array` (string, large_string or binary; no nulls).
 
-        Equal strings give equal hashes; the order is the array's.
+        Equal strings give equal hashes; the order is the array's. Values of one byte length (keys,
+        tokens, card numbers) are chained as one zero-padded matrix, with no sorting or masking.
         """
         if array.null_count:
             raise ValueError("hash_array takes an array without nulls")
@@ -65,13 +74,15 @@ class ValueHasher(_Unpicklable):
         if not count:
             return np.zeros(0, dtype=np.uint64)
         starts, lengths, data = string_buffers(array)
+        low = int(starts[0])
+        data, starts = data[low : int(starts[-1] + lengths[-1])], starts - low  # the bytes of these values only
+        if (lengths == lengths[0]).all():
+            return self._chain_uniform(data, count, int(lengths[0]))
+        state = self._length_blocks(lengths)
         windows = sliding_window_view(np.concatenate([data, np.zeros(BLOCK, dtype=np.uint8)]), BLOCK)
         blocks = (lengths + BLOCK - 1) // BLOCK
         order = np.argsort(-blocks.astype(np.int32), kind="stable")  # most blocks first: a shrinking prefix
-        lengths, starts, blocks = lengths[order], starts[order], blocks[order]
-        state = np.zeros((count, 2), dtype=np.uint64)
-        state[:, 0] = lengths.astype(np.uint64)
-        state = self._encrypt(state).copy()
+        lengths, starts, blocks, state = lengths[order], starts[order], blocks[order], state[order]
         # rows still going at block b: those with more than b blocks (a prefix, since sorted)
         going = np.searchsorted(-blocks, -np.arange(int(blocks[0]) + 2), side="left")
         for b in range(int(blocks[0])):
@@ -82,3 +93,14 @@ class ValueHasher(_Unpicklable):
         hashes = np.empty(count, dtype=np.uint64)
         hashes[order] = state[:, 0]
         return hashes
+
+    def _chain_uniform(self, data: np.ndarray, count: int, length: int) -> np.ndarray:
+        """`hash_array` of `count` values of `length` bytes each, `data` their bytes back to back."""
+        state = np.repeat(self._length_blocks(np.array([length])), count, axis=0)
+        width = -(-length // BLOCK) * BLOCK
+        padded = np.zeros((count, width), dtype=np.uint8)
+        padded[:, :length] = data.reshape(count, length)
+        words = padded.view(np.uint64)  # (count, width / 8): two words a block
+        for b in range(width // BLOCK):
+            state = self._encrypt(state ^ words[:, 2 * b : 2 * b + 2])
+        return state[:, 0].copy()

@@ -377,13 +377,19 @@ def join_shard(spec: VerifySpec, parts: Iterable[Part]) -> Counter:
         values = np.concatenate(chunks)
         hashes = np.concatenate([h for h, _ in out[check.output]])  # one lookup per field and shard
         counts = np.concatenate([c for _, c in out[check.output]])
-        hit = np.isin(hashes, values)
+        hit = _member(hashes, values)
         if len(exempt) and hit.any():
-            hit[hit] = ~np.isin(hashes[hit], exempt)
+            hit[hit] = ~_member(hashes[hit], exempt)
         hits = int(counts[hit].sum())
         if hits:
             found[f"raw.{check.output}"] += hits
     return found
+
+
+def _member(hashes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of `hashes` are among `values` (a hash set lookup: several times faster than `np.isin`'s sort)."""
+    found = pc.is_in(pa.array(hashes, pa.uint64()), value_set=pa.array(values, pa.uint64()))
+    return found.to_numpy(zero_copy_only=False)  # booleans are bits in Arrow: always a new array
 
 
 def input_counts(batch: Columns, spec: VerifySpec) -> Counter:

@@ -53,3 +53,13 @@ def test_refuses_nulls_short_keys_and_pickling():
         ValueHasher(bytes(16))
     with pytest.raises(TypeError):
         pickle.dumps(ValueHasher(KEY))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 70), st.lists(st.integers(0, 255), max_size=30), st.integers(0, 3))
+def test_values_of_one_length_hash_as_the_plain_cbc_mac(length, seeds, skip):
+    """Keys, tokens and card numbers: every value as long as the others (the matrix path), sliced too."""
+    texts = [("".join(chr(97 + (seed + i) % 26) for i in range(length))) for seed in seeds]
+    array = pa.array(texts, pa.string())
+    assert ValueHasher(KEY).hash_array(array).tolist() == [reference(KEY, t) for t in texts]
+    assert ValueHasher(KEY).hash_array(array.slice(skip)).tolist() == [reference(KEY, t) for t in texts[skip:]]
