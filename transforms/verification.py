@@ -286,7 +286,7 @@ def input_parts(batch: Columns, spec: VerifySpec, hasher: ValueHasher) -> Iterat
     parts: dict[int, Part] = {}
     kept = set(spec.kept_sources)
     for name, normal in spec.hashed_inputs.items():
-        texts = as_text(batch.column(name))
+        texts = as_text(batch.column(name)) if name in batch.schema.names else None  # a column not read
         if texts is None:
             continue
         values = pc.unique(_long_enough(texts))
@@ -401,6 +401,8 @@ def input_counts(batch: Columns, spec: VerifySpec) -> Counter:
         return found
     kept = set(spec.kept_sources)
     for name in dict.fromkeys([*(f for c in spec.labelled for f in c.against), *spec.kept_sources]):
+        if name not in batch.schema.names:  # a column the pipeline did not read
+            continue
         column = batch.column(name)
         for check in spec.labelled:
             fact = "labelkept" if name in kept else "label" if name in check.against else None

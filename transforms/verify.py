@@ -161,6 +161,8 @@ class Verify(beam.PTransform):
 
     Apply it to a pair: `(raw_batches, view_batches) | veil.Verify(plan)`; the input batches need
     the plan's input fields (more columns are fine), the output batches the plan's output schema.
+    The other fields of the plan's input schema (`spec.input_fields`: labels and free text are
+    compared with every field that is not kept) are compared where the input batches have them.
     """
 
     def __init__(self, plan: Plan, *, fail: bool = False, label: str | None = None):
