@@ -241,10 +241,14 @@ def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | N
         return None
 
 
+def _long(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Which texts are non-null and at least `MIN_CHARS` characters long."""
+    return pc.fill_null(pc.greater_equal(pc.utf8_length(texts), MIN_CHARS), False)
+
+
 def _long_enough(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """The non-null texts of at least `MIN_CHARS` characters."""
-    keep = pc.fill_null(pc.greater_equal(pc.utf8_length(texts), MIN_CHARS), False)
-    return texts.filter(keep)
+    return texts.filter(_long(texts))
 
 
 def _shards(
@@ -289,7 +293,7 @@ def input_parts(batch: Columns, spec: VerifySpec, hasher: ValueHasher) -> Iterat
         texts = as_text(batch.column(name)) if name in batch.schema.names else None  # a column not read
         if texts is None:
             continue
-        values = pc.unique(_long_enough(texts))
+        values = _long_enough(pc.unique(texts))  # distinct first: fewer texts to measure
         forms = [("raw", hasher.hash_array(values))]
         if normal:
             forms.append(("normal", hasher.hash_array(normal_forms(values))))
@@ -319,7 +323,8 @@ def output_parts(batch: Columns, spec: VerifySpec, hasher: ValueHasher) -> Itera
 
 def _cell_hashes(texts: pa.Array | pa.ChunkedArray, hasher: ValueHasher) -> tuple[np.ndarray, np.ndarray]:
     """The keyed hashes of the distinct cells long enough to compare, and how many cells each."""
-    distinct = pc.value_counts(_long_enough(texts))
+    distinct = pc.value_counts(texts)  # distinct first: fewer texts to measure
+    distinct = distinct.filter(_long(distinct.field("values")))
     return hasher.hash_array(distinct.field("values")), distinct.field("counts").to_numpy()
 
 
@@ -459,15 +464,17 @@ def output_counts(batch: Columns, spec: VerifySpec) -> Counter:
         if texts is None:
             continue
         found["cells"] += len(texts) - texts.null_count
-        if check in spec.labelled:
-            for i, n in _label_counts(texts, check.labels):
+        labelled = check in spec.labelled
+        distinct = pc.value_counts(texts.drop_null()) if labelled or check.entities else None
+        if labelled:
+            for i, n in _label_counts(distinct, check.labels):
                 found[f"labelout.{check.output}.{i}"] += n
         if check.rule.raw == "encoded" and check.rule.format:
             bad = malformed(texts, check.rule.format)
             if bad:
                 found[f"raw.{check.output}"] += bad
         if check.entities:
-            for entity, n in _pattern_counts(texts, check.entities, check.regions).items():
+            for entity, n in _pattern_counts(distinct, check.entities, check.regions).items():
                 found[f"pattern.{check.output}.{entity}"] += n
     return found
 
@@ -523,18 +530,18 @@ def malformed(texts: pa.Array | pa.ChunkedArray, shape: TextFormat) -> int:
     return 0 if good is None else cells - int(pc.sum(good).as_py() or 0)
 
 
-def _label_counts(texts: pa.Array | pa.ChunkedArray, labels: tuple[str, ...]) -> Iterator[tuple[int, int]]:
-    """(label position, cells equal to it) for the labels present in `texts` (few distinct values)."""
-    counts = pc.value_counts(texts.drop_null())
+def _label_counts(counts: pa.StructArray, labels: tuple[str, ...]) -> Iterator[tuple[int, int]]:
+    """(label position, cells equal to it) for the labels among a column's distinct cells (`counts`:
+    its `value_counts`, few distinct values)."""
     positions = pc.index_in(counts.field("values"), value_set=pa.array(list(labels), pa.string())).to_pylist()
     for position, n in zip(positions, counts.field("counts").to_pylist()):
         if position is not None:
             yield position, n
 
 
-def _pattern_counts(texts: pa.Array | pa.ChunkedArray, entities: tuple[str, ...], regions: tuple[str, ...]) -> Counter:
-    """Spans of `entities` found in the cells of `texts`: each distinct text is read once."""
-    distinct = pc.value_counts(texts.drop_null())
+def _pattern_counts(distinct: pa.StructArray, entities: tuple[str, ...], regions: tuple[str, ...]) -> Counter:
+    """Spans of `entities` found in a column's cells, each distinct text read once (`distinct`: the
+    `value_counts` of its non-null cells)."""
     if not len(distinct):
         return Counter()
     values = distinct.field("values")
