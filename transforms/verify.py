@@ -172,9 +172,7 @@ class Verify(beam.PTransform):
     def expand(self, pcolls):
         raw, out = pcolls
         spec = self.spec
-        key = pvalue.AsSingleton(
-            raw.pipeline | "Key" >> beam.Create([None]) | "Draw" >> beam.Map(lambda _: new_run_key())
-        )
+        key = pvalue.AsSingleton(raw.pipeline | "Key" >> beam.Impulse() | "Draw" >> beam.Map(lambda _: new_run_key()))
         sides = []
         for name, batches in (("input", raw), ("output", out)):
             if name == "input" and not spec.input_fields:

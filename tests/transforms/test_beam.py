@@ -82,6 +82,17 @@ def test_sanitize_and_sanitize_batches_give_the_same_rows(keyset):
         assert_that(as_batches, equal_to(expected), label="batches")
 
 
+def test_without_subject_gates_the_new_subject_keys_are_an_empty_output_of_the_sanitize_step(keyset):
+    policy = parse_policy(POLICY)
+    batch = pa.RecordBatch.from_pylist(_records(), schema=SCHEMA)
+    with TestPipeline() as p:
+        result = p | beam.Create([batch]) | SanitizeBatches(policy, schema=SCHEMA, keyset=keyset)
+        assert result.new_subject_keys.producer is result.output.producer  # no transform of its own
+        assert result.new_subject_keys.element_type == pa.RecordBatch
+        assert_that(result.new_subject_keys | beam.Map(lambda b: b.num_rows), equal_to([]), label="no keys")
+        assert_that(result.output | beam.Map(lambda b: b.num_rows), equal_to([30]), label="rows")
+
+
 def test_counts_reach_beam_metrics(keyset):
     policy = parse_policy(POLICY)
     records = _records()
