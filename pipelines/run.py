@@ -154,7 +154,7 @@ class RunJob:
             written = sanitized | f"Write[{purpose}]" >> write
             facts.append(tagged(written, FILES, purpose, label=f"Files[{purpose}]"))
             if self.verify != "off":  # the batches written, against the batches read: gates the publish stage
-                findings = (batches, sanitized) | f"Verify[{purpose}]" >> Verify(view.plan)
+                findings = (batches, sanitized) | f"Verify[{purpose}]" >> Verify(view.plan, temp_location=staging)
                 facts.append(tagged(findings, VERIFY, purpose, label=f"Findings[{purpose}]"))
             release = ViewRelease(view.plan, view.folder, staging, view.keyset, view.key_version, self.verify)
             releases.append(release)

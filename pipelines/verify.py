@@ -6,6 +6,7 @@ The check itself is `veil.transforms.verify.Verify`; its findings flow to the dr
 is not kept as it is stops the run before anything is published.
 """
 
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -49,7 +50,7 @@ def verify_stage(raw: beam.PCollection, view: beam.PCollection, plan: Plan, stag
     """Add the check of `view` (the batches written) against `raw` (the batches read); its findings
     are also collected into `staging` for the driver."""
     purpose = plan.policy.purpose
-    findings = (raw, view) | f"Verify[{purpose}]" >> Verify(plan)
+    findings = (raw, view) | f"Verify[{purpose}]" >> Verify(plan, temp_location=staging)
     return VerifyStage(findings, collect(findings, staging, "verify", label=f"VerifyFindings[{purpose}]"))
 
 
@@ -146,23 +147,23 @@ def verify_job(
             "name the policy that made it"
         )
     fields = pa.schema([written.field(op.output) for op in plan.ops])
-    with StagedJob([], False, warn=warn) as job:  # nothing to publish: the findings come back through a scratch folder
-        staging = job.stage(_scratch(beam_args or []))
-        collected: dict[str, VerifyStage] = {}
+    remote = PipelineOptions(beam_args or []).view_as(GoogleCloudOptions).temp_location
+    scratch = remote or tempfile.mkdtemp(prefix="veil-verify-")  # the findings come back through it
+    try:
+        with StagedJob([], False, warn=warn) as job:  # nothing to publish
+            staging = job.stage(scratch)
+            collected: dict[str, VerifyStage] = {}
 
-        def build(pipeline: beam.Pipeline) -> None:
-            needed = sorted(VerifySpec.of(plan).input_fields) or None
-            raw = pipeline | "ReadInput" >> ReadBatches(source.files, source.format, source.schema, needed)
-            view = pipeline | "ReadOutput" >> ReadBatches(files, fmt, written, fields.names)
-            collected["verify"] = verify_stage(raw, view, plan, staging)
+            def build(pipeline: beam.Pipeline) -> None:
+                needed = sorted(VerifySpec.of(plan).input_fields) or None
+                raw = pipeline | "ReadInput" >> ReadBatches(source.files, source.format, source.schema, needed)
+                view = pipeline | "ReadOutput" >> ReadBatches(files, fmt, written, fields.names)
+                collected["verify"] = verify_stage(raw, view, plan, staging)
 
-        job.run(build, beam_args)
-        findings = collected["verify"].collected.value()
-        job.discard()
+            job.run(build, beam_args)
+            findings = collected["verify"].collected.value()
+            job.discard()
+    finally:
+        if not remote:  # a local scratch folder of its own
+            shutil.rmtree(scratch, ignore_errors=True)
     return {"purpose": policy.purpose, "output": output, "verify": manifest_entry("fail", plan, findings)}
-
-
-def _scratch(beam_args: list[str]) -> str:
-    """Where `veil verify` collects its findings: the pipeline's --temp_location, else a local temp folder."""
-    remote = PipelineOptions(beam_args).view_as(GoogleCloudOptions).temp_location
-    return remote or tempfile.mkdtemp(prefix="veil-verify-")

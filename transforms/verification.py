@@ -18,6 +18,7 @@ shard (joined per shard, `join_shard`), and counts (`Findings` sums them). No va
 function: only hashes under a per-run key, counts and label positions.
 """
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -282,6 +283,80 @@ class Part:
     kept: list[np.ndarray] = field(default_factory=list)
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of its arrays (what `to_bytes` writes, less its header)."""
+        arrays = [*self.raw.values(), *self.normal.values(), *self.kept]
+        arrays += [a for pairs in self.out.values() for pair in pairs for a in pair]
+        return sum(a.nbytes for a in arrays)
+
+    @classmethod
+    def merged(cls, parts: Iterable["Part"]) -> "Part":
+        """One part holding every hash (and count) of `parts`, each field's arrays joined into one."""
+        raw: dict[str, list[np.ndarray]] = {}
+        normal: dict[str, list[np.ndarray]] = {}
+        kept: list[np.ndarray] = []
+        out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for part in parts:
+            for mine, theirs in ((raw, part.raw), (normal, part.normal)):
+                for name, hashes in theirs.items():
+                    mine.setdefault(name, []).append(hashes)
+            kept.extend(part.kept)
+            for name, pairs in part.out.items():
+                out.setdefault(name, []).extend(pairs)
+        return cls(
+            {name: np.concatenate(chunks) for name, chunks in raw.items()},
+            {name: np.concatenate(chunks) for name, chunks in normal.items()},
+            [np.concatenate(kept)] if kept else [],
+            {
+                name: [(np.concatenate([h for h, _ in pairs]), np.concatenate([c for _, c in pairs]))]
+                for name, pairs in out.items()
+            },
+        )
+
+    def to_bytes(self) -> bytes:
+        """The part as bytes `from_bytes` reads back: a JSON header naming each array and its length,
+        then the arrays (8-byte little-endian integers). Only numbers: never a pickle, never a value."""
+        header: list[list[Any]] = []
+        arrays: list[np.ndarray] = []
+        for kind, named in (("raw", self.raw), ("normal", self.normal)):
+            for name, hashes in named.items():
+                header.append([kind, name, len(hashes)])
+                arrays.append(hashes)
+        for hashes in self.kept:
+            header.append(["kept", "", len(hashes)])
+            arrays.append(hashes)
+        for name, pairs in self.out.items():
+            for hashes, counts in pairs:
+                header.append(["out", name, len(hashes)])
+                arrays += [hashes, counts]
+        head = json.dumps(header).encode("utf-8")
+        body = b"".join(np.ascontiguousarray(a, a.dtype.newbyteorder("<")).tobytes() for a in arrays)
+        return len(head).to_bytes(8, "little") + head + body
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Part":
+        """The part `to_bytes` wrote."""
+        size = int.from_bytes(data[:8], "little")
+        at = 8 + size
+        part = cls()
+
+        def take(dtype: str, n: int) -> np.ndarray:
+            nonlocal at
+            array = np.frombuffer(data, dtype, n, at)
+            at += 8 * n
+            return array
+
+        for kind, name, n in json.loads(data[8:at]):
+            if kind == "out":
+                hashes = take("<u8", n)
+                part.out.setdefault(name, []).append((hashes, take("<i8", n)))
+            elif kind == "kept":
+                part.kept.append(take("<u8", n))
+            else:
+                getattr(part, kind)[name] = take("<u8", n)
+        return part
+
 
 def input_parts(batch: Columns, spec: VerifySpec, hasher: ValueHasher) -> Iterator[tuple[int, Part]]:
     """An input batch's keyed hashes, by shard: the distinct values of the input fields compared by
@@ -356,32 +431,19 @@ def join_shard(spec: VerifySpec, parts: Iterable[Part]) -> Counter:
     """Raw-value findings of one shard: output cells (and spans of free text) whose hash is a raw
     value of a field they are compared with (`FieldCheck.against`) and not a kept field's value.
     Returns `raw.<output field>` counts: cells, and for free text the places a value is found at."""
-    raw: dict[str, list[np.ndarray]] = {}
-    normal: dict[str, list[np.ndarray]] = {}
-    kept: list[np.ndarray] = []
-    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for part in parts:
-        for name, hashes in part.raw.items():
-            raw.setdefault(name, []).append(hashes)
-        for name, hashes in part.normal.items():
-            normal.setdefault(name, []).append(hashes)
-        kept.extend(part.kept)
-        for name, pairs in part.out.items():
-            out.setdefault(name, []).extend(pairs)
-    exempt = np.concatenate(kept) if kept else np.zeros(0, np.uint64)
+    whole = Part.merged(parts)
+    exempt = whole.kept[0] if whole.kept else np.zeros(0, np.uint64)
     found: Counter = Counter()
     for check in spec.joined:
-        if check.output not in out:
+        if check.output not in whole.out:
             continue
-        sets = [raw.get(name, []) for name in check.against]
+        chunks = [whole.raw[name] for name in check.against if name in whole.raw]
         if check.inside:
-            sets += [normal.get(name, []) for name in check.against]
-        chunks = [hashes for chunk in sets for hashes in chunk]
+            chunks += [whole.normal[name] for name in check.against if name in whole.normal]
         if not chunks:
             continue
         values = np.concatenate(chunks)
-        hashes = np.concatenate([h for h, _ in out[check.output]])  # one lookup per field and shard
-        counts = np.concatenate([c for _, c in out[check.output]])
+        ((hashes, counts),) = whole.out[check.output]  # one lookup per field and shard
         hit = _member(hashes, values)
         if len(exempt) and hit.any():
             hit[hit] = ~_member(hashes[hit], exempt)

@@ -1,54 +1,77 @@
 """`Verify`: check a written view against the input it came from, in the pipeline that made it.
 
 Both sides are read one Arrow batch at a time (`veil.transforms.verification`): the input side
-emits keyed hashes of the raw values of the fields compared by hash, by shard, and which policy
+makes keyed hashes of the raw values of the fields compared by hash, by shard, and which policy
 labels are raw values; the output side the keyed hashes of the cells, the format and pattern
-counts. The hashes are joined per shard (a GroupByKey over 16 keys, each holding one shard's
-hashes, never values), and everything is summed into one findings dict: data a publish step can
-be gated on. The hash key is drawn at random inside the pipeline (a one-element side input), so it
-is neither in the job graph nor kept after the run.
+counts. The hashes are spilled to files in a temporary folder, a file per shard every
+`SPILL_BYTES` of them (only numbers: hashes under the run's key and counts, never values), and the
+file names are joined per shard (a GroupByKey over 16 keys): the runner moves names, not hashes,
+and a shard's join reads one sixteenth of them, so memory stays flat however large the input.
+Everything is summed into one findings dict: data a publish step can be gated on. The hash key is
+drawn at random inside the pipeline (a one-element side input), so it is neither in the job graph
+nor kept after the run.
 """
 
-import pickle
+import os
+import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam import pvalue
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import GoogleCloudOptions, StandardOptions
 from apache_beam.transforms.window import GlobalWindows
 
-from veil.errors import DataRefusedError
+from veil._fs import is_remote
+from veil.errors import ConfigError, DataRefusedError
 from veil.keys.value_hash import ValueHasher, new_run_key
 from veil.transforms.plan import Plan
-from veil.transforms.verification import Findings, VerifySpec, input_counts, input_parts, join_shard, output_counts
-from veil.transforms.verification import output_parts as _output_parts
+from veil.transforms.verification import (
+    Findings,
+    Part,
+    VerifySpec,
+    input_counts,
+    input_parts,
+    join_shard,
+    output_counts,
+    output_parts,
+)
 
-__all__ = ["Verify", "findings_message", "findings_text", "refused_fields"]
+__all__ = ["Verify", "findings_message", "findings_text", "refused_fields", "spill_folder"]
 
 COUNTS = "counts"
 GROUP_ROWS = 16_384  # rows checked together (a table of the batches, not a copy): fewer, larger Arrow calls
+SPILL_BYTES = 32 << 20  # a side's hashes held before they are written out, a file per shard
+LOCAL_RUNNERS = {"DirectRunner", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "TestDirectRunner"}
 
 
 MODES = ("fail", "warn")
 
 
 class _HashingFn(beam.DoFn):
-    """One side's batches -> (shard, Part) and, tagged, its counts; the hasher is built from the
-    run's key (a side input) on first use.
+    """One side's batches -> (shard, file of its hashes) and, tagged, its counts; the hasher is built
+    from the run's key (a side input) on first use.
 
     Batches are checked `GROUP_ROWS` rows at a time, as one table of them (its columns chunked,
     nothing copied), the rest at the end of the bundle: the side's work is a few Arrow calls per
-    group, in the stage that reads or writes the batches, with no stage or copy of its own.
+    group, in the stage that reads or writes the batches, with no stage or copy of its own. The
+    groups' parts are held by shard until they reach `SPILL_BYTES`, then each shard's are written
+    to one file in `folder` (a name of its own: a retried bundle's files are never joined).
     """
 
-    def __init__(self, spec: VerifySpec, side: str):
-        self._spec, self._side = spec, side
+    def __init__(self, spec: VerifySpec, side: str, folder: str):
+        self._spec, self._side, self._folder = spec, side, folder
         self._hasher: ValueHasher | None = None
 
     def start_bundle(self) -> None:
         self._pending: list[pa.RecordBatch] = []
         self._rows = 0
+        self._held: dict[int, list[Part]] = {}
+        self._held_bytes = 0
 
     def process(self, batch: pa.RecordBatch, key: bytes) -> Iterable[Any]:
         if self._hasher is None:
@@ -63,13 +86,13 @@ class _HashingFn(beam.DoFn):
             yield from self._check()
 
     def finish_bundle(self) -> Iterable[Any]:
-        for output in self._check():
+        for output in [*self._check(), *self._spill()]:
             tag, value = (output.tag, output.value) if isinstance(output, pvalue.TaggedOutput) else (None, output)
             windowed = GlobalWindows.windowed_value(value)
             yield windowed if tag is None else pvalue.TaggedOutput(tag, windowed)
 
     def _check(self) -> Iterator[Any]:
-        """The parts and counts of the pending batches."""
+        """The counts of the pending batches; their parts are held (and spilled when there are enough)."""
         if not self._pending:
             return
         group = pa.Table.from_batches(self._pending)
@@ -78,11 +101,62 @@ class _HashingFn(beam.DoFn):
         if self._side == "input":
             parts, counts = input_parts(group, spec, hasher), input_counts(group, spec)
         else:
-            parts, counts = _output_parts(group, spec, hasher), output_counts(group, spec)
-        for shard, part in parts:  # pickled once here, so Beam never pickles a Part to sample its size
-            yield shard, pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+            parts, counts = output_parts(group, spec, hasher), output_counts(group, spec)
+        for shard, part in parts:
+            self._held.setdefault(shard, []).append(part)
+            self._held_bytes += part.nbytes
         if counts:
             yield pvalue.TaggedOutput(COUNTS, dict(counts))
+        if self._held_bytes >= SPILL_BYTES:
+            yield from self._spill()
+
+    def _spill(self) -> Iterator[tuple[int, str]]:
+        """Write each shard's held parts to a file of their own; (shard, its path)."""
+        held, self._held, self._held_bytes = self._held, {}, 0
+        for shard, parts in sorted(held.items()):
+            path = FileSystems.join(self._folder, f"{self._side}-{shard:02d}-{uuid.uuid4().hex}.bin")
+            with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+                out.write(Part.merged(parts).to_bytes())
+            yield shard, path
+
+
+def _read_part(path: str) -> Part:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return Part.from_bytes(handle.read())
+
+
+def _remove_spilled(findings: dict, folder: str, paths: list[str]) -> dict:
+    """Delete the files the join read, and their folder (the findings pass through): a step after
+    the sum, so a retried join still finds them."""
+    for doomed in (paths, [folder]):
+        try:
+            FileSystems.delete(doomed)
+        except BeamIOError:  # gone already (a retried step), or a folder an object store does not have
+            pass
+    return findings
+
+
+def spill_folder(pipeline: beam.Pipeline, temp_location: str | None) -> str:
+    """Where a `Verify` spills its hashes: a new folder in `temp_location`, else in the pipeline's
+    `--temp_location`, else (a local runner only) in the system's temporary folder.
+
+    Raises:
+        ConfigError: a runner that is not local and no temporary location: its workers could not
+            read each other's files.
+    """
+    options = pipeline.options
+    base = temp_location or options.view_as(GoogleCloudOptions).temp_location
+    if base is None:
+        runner = options.view_as(StandardOptions).runner
+        name = runner if isinstance(runner, str) or runner is None else type(runner).__name__
+        if name is not None and name.rsplit(".", 1)[-1] not in LOCAL_RUNNERS:
+            raise ConfigError(
+                f"veil.Verify on {name} needs a folder every worker can read for its hashes: "
+                "pass temp_location= or --temp_location (e.g. gs://bucket/tmp)"
+            )
+        base = tempfile.gettempdir()
+    name = f"veil-verify-{uuid.uuid4().hex}"
+    return f"{base.rstrip('/')}/{name}" if is_remote(base) else os.path.join(base, name)
 
 
 class _SumFindings(beam.CombineFn):
@@ -158,6 +232,9 @@ class Verify(beam.PTransform):
             findings (findings in kept fields never fail). Write the view aside and publish it
             only when the pipeline succeeded, as `veil run` does, or a refused view is out already.
         label: the transform label (default `Verify[<purpose>]`).
+        temp_location: where the hashes are spilled while the sides are read (`spill_folder`): a
+            folder every worker can read; the files are deleted once the findings are summed
+            (a failed pipeline's are left, as Beam leaves its own temporary files).
 
     Apply it to a pair: `(raw_batches, view_batches) | veil.Verify(plan)`; the input batches need
     the plan's input fields (more columns are fine), the output batches the plan's output schema.
@@ -165,13 +242,14 @@ class Verify(beam.PTransform):
     compared with every field that is not kept) are compared where the input batches have them.
     """
 
-    def __init__(self, plan: Plan, *, fail: bool = False, label: str | None = None):
+    def __init__(self, plan: Plan, *, fail: bool = False, label: str | None = None, temp_location: str | None = None):
         super().__init__(label or f"Verify[{plan.policy.purpose}]")
-        self.spec, self._fail = VerifySpec.of(plan), fail
+        self.spec, self._fail, self._temp_location = VerifySpec.of(plan), fail, temp_location
 
     def expand(self, pcolls):
         raw, out = pcolls
         spec = self.spec
+        folder = spill_folder(raw.pipeline, self._temp_location)
         key = pvalue.AsSingleton(raw.pipeline | "Key" >> beam.Impulse() | "Draw" >> beam.Map(lambda _: new_run_key()))
         sides = []
         for name, batches in (("input", raw), ("output", out)):
@@ -180,20 +258,18 @@ class Verify(beam.PTransform):
             sides.append(
                 batches
                 | f"Hash{name.title()}"
-                >> beam.ParDo(_HashingFn(spec, name), key)
-                .with_output_types(tuple[int, bytes])
+                >> beam.ParDo(_HashingFn(spec, name, folder), key)
+                .with_output_types(tuple[int, str])
                 .with_outputs(COUNTS, main="parts")
             )
-        joined = (
-            [side.parts for side in sides]
-            | "Parts" >> beam.Flatten()
-            | "ByShard" >> beam.GroupByKey()
-            | "Join" >> beam.MapTuple(lambda _shard, parts: dict(join_shard(spec, map(pickle.loads, parts))))
-        )
+        grouped = [side.parts for side in sides] | "Parts" >> beam.Flatten() | "ByShard" >> beam.GroupByKey()
+        joined = grouped | "Join" >> beam.MapTuple(lambda _shard, paths: dict(join_shard(spec, map(_read_part, paths))))
+        spilled = grouped | "Spilled" >> beam.FlatMapTuple(lambda _shard, paths: paths)
         findings = (
             [joined, *(side[COUNTS] for side in sides)]
             | "AllCounts" >> beam.Flatten()
             | "Sum" >> beam.CombineGlobally(_SumFindings(spec))
+            | "Clean" >> beam.Map(_remove_spilled, folder, pvalue.AsList(spilled))
         )
         if self._fail:
             findings = findings | "Refuse" >> beam.ParDo(_Refuse(spec))

@@ -2,22 +2,27 @@
 
 import json
 import re
+import tempfile
+from types import SimpleNamespace
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from helpers import count_in_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import veil
-from veil.errors import DataRefusedError
+from veil.errors import ConfigError, DataRefusedError
 from veil.transforms.actions.base import TOKEN_FORMAT, TextFormat
 from veil.transforms.actions.encrypt import CIPHERTEXT_FORMAT
 from veil.transforms.plan import compile_plan
 from veil.transforms.policy import parse_policy
-from veil.transforms.verification import VerifySpec, malformed
+from veil.transforms.verification import Part, VerifySpec, join_shard, malformed
+from veil.transforms.verify import spill_folder
 
 ROWS = 24
 CARD = "4111-1111-1111-1111"
@@ -51,16 +56,21 @@ def run_verify(plan, batches, folder, **options) -> dict:
     return json.loads(written)
 
 
-@pytest.mark.parametrize("group_rows", [16_384, 7])  # one group per bundle; groups closed mid-bundle
-def test_verify_counts_what_a_recount_counts(keyset, tmp_path, monkeypatch, group_rows):
+# one group per bundle, spilled at its end; groups closed mid-bundle, each spilled at once
+@pytest.mark.parametrize("group_rows, spill_bytes", [(16_384, 32 << 20), (7, 1)])
+def test_verify_counts_what_a_recount_counts(keyset, tmp_path, monkeypatch, group_rows, spill_bytes):
     monkeypatch.setattr("veil.transforms.verify.GROUP_ROWS", group_rows)
+    monkeypatch.setattr("veil.transforms.verify.SPILL_BYTES", spill_bytes)
+    spill = tmp_path / "spill"
+    spill.mkdir()
     fields = """  email: {action: replace, value: user3@example.com}
   zip: {action: generalize, prefix: 5}
   notes: {action: scrub, entities: [email]}
   income: {action: generalize, width: 1000}
 """
     plan = compile_plan(policy(fields), table().schema)
-    findings = run_verify(plan, table().to_batches(max_chunksize=5), tmp_path, keyset=keyset)
+    findings = run_verify(plan, table().to_batches(max_chunksize=5), tmp_path, keyset=keyset, temp_location=str(spill))
+    assert list(spill.iterdir()) == []  # the spilled hashes are deleted once summed
     raw = table().to_pylist()
     assert findings["raw_values"] == {"email": ROWS, "zip": ROWS}  # width bounds equal incomes: coincident
     assert findings["patterns"] == {
@@ -231,3 +241,37 @@ def test_fields_the_input_batches_lack_are_not_compared(keyset, tmp_path):
         assert findings["raw_values"] == {"notes": expected}
         counts.append(expected)
     assert counts[0] > counts[1] > 0  # the references count only where the ref column was read
+
+
+def test_a_part_reads_back_as_written_and_joins_the_same():
+    """Spilled parts are numbers only (no pickle) and join as the parts they were made of."""
+    rng = np.random.default_rng(3)
+    h = lambda n: rng.integers(0, 2**63, n, dtype=np.uint64)  # noqa: E731
+    shared = h(5)
+    parts = [
+        Part(raw={"zip": np.concatenate([shared[:3], h(4)])}, kept=[h(2)]),
+        Part(raw={"zip": shared[3:]}, normal={"zip": h(3)}, out={"zip": [(shared[:4], np.array([2, 1, 1, 3]))]}),
+        Part(out={"zip": [(np.concatenate([shared[4:], h(6)]), np.ones(7, np.int64))], "notes": [(h(0), h(0))]}),
+    ]
+    back = Part.from_bytes(Part.merged(parts).to_bytes())
+    assert sorted(back.raw["zip"].tolist()) == sorted(np.concatenate([p.raw["zip"] for p in parts[:2]]).tolist())
+    assert back.normal["zip"].tolist() == parts[1].normal["zip"].tolist()
+    assert back.kept[0].tolist() == parts[0].kept[0].tolist() and back.nbytes == Part.merged(parts).nbytes
+    ((hashes, counts),) = back.out["zip"]
+    assert dict(zip(hashes.tolist(), counts.tolist())) == {
+        **{int(v): 1 for v in parts[2].out["zip"][0][0]},
+        **dict(zip(shared[:4].tolist(), [2, 1, 1, 3])),
+    }
+    spec = VerifySpec.of(compile_plan(policy("  zip: {action: generalize, prefix: 5}\n"), table().schema))
+    assert join_shard(spec, [back]) == join_shard(spec, parts) == {"raw.zip": 2 + 1 + 1 + 3 + 1}
+
+
+def test_verify_on_a_remote_runner_needs_a_folder_every_worker_reads(tmp_path):
+    remote = SimpleNamespace(options=PipelineOptions(["--runner", "DataflowRunner"]))
+    with pytest.raises(ConfigError, match="temp_location"):
+        spill_folder(remote, None)
+    given_folder = spill_folder(remote, "gs://bucket/tmp")
+    assert given_folder.startswith("gs://bucket/tmp/veil-verify-")
+    dataflow = SimpleNamespace(options=PipelineOptions(["--runner", "DataflowRunner", "--temp_location", "gs://b/t"]))
+    assert spill_folder(dataflow, None).startswith("gs://b/t/veil-verify-")
+    assert spill_folder(SimpleNamespace(options=PipelineOptions([])), None).startswith(tempfile.gettempdir())
