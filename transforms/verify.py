@@ -125,14 +125,13 @@ def _read_part(path: str) -> Part:
         return Part.from_bytes(handle.read())
 
 
-def _remove_spilled(findings: dict, folder: str, paths: list[str]) -> dict:
-    """Delete the files the join read, and their folder (the findings pass through): a step after
-    the sum, so a retried join still finds them."""
-    for doomed in (paths, [folder]):
-        try:
-            FileSystems.delete(doomed)
-        except BeamIOError:  # gone already (a retried step), or a folder an object store does not have
-            pass
+def _remove_spilled(findings: dict, folder: str) -> dict:
+    """Delete the folder the hashes were spilled to, with its files (the findings pass through): a
+    step after the sum, so a retried join still finds them."""
+    try:  # an object store deletes a prefix with a trailing slash, recursively
+        FileSystems.delete([f"{folder}/" if is_remote(folder) else folder])
+    except BeamIOError:  # gone already (a retried step), or nothing was spilled
+        pass
     return findings
 
 
@@ -264,12 +263,11 @@ class Verify(beam.PTransform):
             )
         grouped = [side.parts for side in sides] | "Parts" >> beam.Flatten() | "ByShard" >> beam.GroupByKey()
         joined = grouped | "Join" >> beam.MapTuple(lambda _shard, paths: dict(join_shard(spec, map(_read_part, paths))))
-        spilled = grouped | "Spilled" >> beam.FlatMapTuple(lambda _shard, paths: paths)
         findings = (
             [joined, *(side[COUNTS] for side in sides)]
             | "AllCounts" >> beam.Flatten()
             | "Sum" >> beam.CombineGlobally(_SumFindings(spec))
-            | "Clean" >> beam.Map(_remove_spilled, folder, pvalue.AsList(spilled))
+            | "Clean" >> beam.Map(_remove_spilled, folder)
         )
         if self._fail:
             findings = findings | "Refuse" >> beam.ParDo(_Refuse(spec))
