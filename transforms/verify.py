@@ -249,7 +249,8 @@ class Verify(beam.PTransform):
         raw, out = pcolls
         spec = self.spec
         folder = spill_folder(raw.pipeline, self._temp_location)
-        key = pvalue.AsSingleton(raw.pipeline | "Key" >> beam.Impulse() | "Draw" >> beam.Map(lambda _: new_run_key()))
+        drawn = raw.pipeline | "Key" >> beam.Impulse() | "Draw" >> beam.Map(lambda _: new_run_key())
+        key = pvalue.AsSingleton(drawn)
         sides = []
         for name, batches in (("input", raw), ("output", out)):
             if name == "input" and not spec.input_fields:
@@ -264,9 +265,9 @@ class Verify(beam.PTransform):
         grouped = [side.parts for side in sides] | "Parts" >> beam.Flatten() | "ByShard" >> beam.GroupByKey()
         joined = grouped | "Join" >> beam.MapTuple(lambda _shard, paths: dict(join_shard(spec, map(_read_part, paths))))
         findings = (
-            [joined, *(side[COUNTS] for side in sides)]
+            [joined, drawn | "NoCounts" >> beam.Map(lambda _: {}), *(side[COUNTS] for side in sides)]
             | "AllCounts" >> beam.Flatten()
-            | "Sum" >> beam.CombineGlobally(_SumFindings(spec))
+            | "Sum" >> beam.CombineGlobally(_SumFindings(spec)).without_defaults()  # one input at least
             | "Clean" >> beam.Map(_remove_spilled, folder)
         )
         if self._fail:

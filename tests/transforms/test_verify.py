@@ -227,6 +227,12 @@ def test_all_null_columns_and_empty_batches_count_nothing(keyset, tmp_path):
     assert findings["cells_checked"] == 0 and findings["raw_values"] == {} and findings["patterns"] == {}
 
 
+def test_an_input_without_batches_gives_one_findings_of_zero(keyset, tmp_path):
+    plan = compile_plan(policy("  customer_id: {action: pseudonymize}\n"), table().schema)
+    findings = run_verify(plan, [], tmp_path, keyset=keyset)  # one line, as run_verify requires
+    assert findings["cells_checked"] == 0 and findings["raw_values"] == {} and findings["patterns"] == {}
+
+
 def test_fields_the_input_batches_lack_are_not_compared(keyset, tmp_path):
     data = texts_with_references()
     plan = compile_plan(policy("  notes: {action: scrub, entities: [email]}\n"), data.schema)
